@@ -1,0 +1,128 @@
+"""Parley: accounts, authentication and conversations over a REST API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.wrappers import Response
+
+from config import Config, config_from_env
+
+OPENAPI_SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "oauth2": {
+        "type": "oauth2",
+        "flows": {
+            "password": {
+                "tokenUrl": "/api/v1/auth/token",
+                "refreshUrl": "/api/v1/auth/token",
+                "scopes": {},
+            }
+        },
+    },
+}
+
+
+def create_app(config_class: type[Config] | None = None, **overrides: Any) -> Flask:
+    """Create and configure the Flask application."""
+    config_class = config_class or config_from_env()
+    config_class.validate()
+    app = Flask(
+        __name__,
+        static_folder=None,
+        instance_path=str(Path(__file__).resolve().parent.parent / "instance"),
+    )
+    app.config.from_object(config_class)
+    app.config.update(overrides)
+    app.url_map.converters["id"] = _id_converter()
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    register_extensions(app)
+    register_api(app)
+    register_error_handlers(app)
+    register_docs_assets(app)
+    register_shell_context(app)
+    register_commands(app)
+    return app
+
+
+def _id_converter() -> type:
+    from app.core.utils import IdConverter
+
+    return IdConverter
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the database, migrations, JWT and the API to the app."""
+    from app import models  # noqa: F401 - every table on the metadata, for Alembic
+    from app.api.security import init_jwt
+    from app.core.http import init_request_checks
+    from app.core.logging import init_request_logging
+    from app.database import db
+    from app.database.connection import configure_engine, engine_options
+    from app.extensions import jwt, migrate
+
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////:memory:"):
+        Path(sa.make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS", engine_options(url, app.config["SQLITE_BUSY_TIMEOUT"])
+    )
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    jwt.init_app(app)
+    init_jwt(jwt)
+    init_request_logging(app)
+    init_request_checks(app)
+
+
+def register_api(app: Flask) -> None:
+    """Create the OpenAPI-documented Api and register the domain blueprints on it.
+
+    flask-smorest's Api holds one app's spec, so each app gets its own instance.
+    """
+    from flask_smorest import Api
+
+    from app.api import health_routes, register_blueprints
+
+    api = Api(app, spec_kwargs={"components": {"securitySchemes": OPENAPI_SECURITY_SCHEMES}})
+    register_blueprints(api)
+    api.register_blueprint(health_routes.blp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the problem+json handlers (after flask-smorest's, so these win)."""
+    from app.core.error_handlers import register_error_handlers as install
+
+    install(app)
+
+
+def register_docs_assets(app: Flask) -> None:
+    """Serve Swagger UI's files from the installed package, so /api/docs works offline."""
+
+    def swagger_ui_asset(filename: str) -> Response:
+        return send_from_directory(str(swagger_ui_path), filename, max_age=86400)
+
+    app.add_url_rule("/api/docs/assets/<path:filename>", "swagger_ui_asset", swagger_ui_asset)
+
+
+def register_shell_context(app: Flask) -> None:
+    """Make ``sa`` and the service modules available in ``flask shell`` (models come by default)."""
+    from app.services import auth_service, user_service
+
+    @app.shell_context_processor
+    def shell_context() -> dict[str, Any]:
+        return {"sa": sa, "auth_service": auth_service, "user_service": user_service}
+
+
+def register_commands(app: Flask) -> None:
+    """Add Parley's ``flask`` commands."""
+    from app.cli import register
+
+    register(app)

@@ -1,0 +1,1 @@
+"""Cross-cutting helpers usable from every layer."""

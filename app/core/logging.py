@@ -1,0 +1,86 @@
+"""JSON log lines, request ids, and one access-log line per request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+#: A client-supplied X-Request-ID is kept only when it looks like an id, never as free text.
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+access_log = logging.getLogger("parley.access")
+
+
+class JsonFormatter(logging.Formatter):
+    """Format each record as one JSON object on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the record as JSON, with any ``extra={"fields": {...}}`` merged in."""
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+JsonFormatter.converter = time.gmtime
+
+
+def configure_logging(level: str) -> None:
+    """Send every ``parley.*`` log record to stderr as JSON, once per process."""
+    logger = logging.getLogger("parley")
+    logger.setLevel(level)
+    if not any(getattr(h, "parley_json", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler.parley_json = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def assign_request_id() -> None:
+    """Take the client's X-Request-ID when sane, or make a new one; start the clock."""
+    given = request.headers.get("X-Request-ID", "")
+    g.request_id = given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
+    g.request_started = time.perf_counter()
+
+
+def log_request(response: Response) -> Response:
+    """Echo the request id and write the access-log line."""
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    started = g.get("request_started")
+    duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
+    access_log.info(
+        "request",
+        extra={
+            "fields": {
+                "request_id": g.get("request_id"),
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": duration_ms,
+                "user_id": g.get("user_id"),
+                "remote_addr": request.remote_addr,
+            }
+        },
+    )
+    return response
+
+
+def init_request_logging(app: Flask) -> None:
+    """Register the request-id and access-log hooks on the app."""
+    configure_logging(app.config["LOG_LEVEL"])
+    app.before_request(assign_request_id)
+    app.after_request(log_request)

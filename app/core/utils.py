@@ -1,0 +1,18 @@
+"""Small helpers with no home of their own."""
+
+from __future__ import annotations
+
+from werkzeug.routing import IntegerConverter
+
+#: Largest id a client may send; anything above cannot exist and never reaches the database.
+MAX_ID = 2**63 - 1
+
+
+class IdConverter(IntegerConverter):
+    """URL converter ``<id:name>``: a positive 64-bit integer, else the route does not match (404).
+
+    Flask's ``int`` converter takes any number of digits, which overflows database integers.
+    """
+
+    def __init__(self, map: object) -> None:  # noqa: A002 - Werkzeug's parameter name
+        super().__init__(map, min=1, max=MAX_ID)  # type: ignore[arg-type]

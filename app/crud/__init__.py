@@ -1,0 +1,1 @@
+"""All SQL lives here: functions query, add and flush, and never commit."""

@@ -1,0 +1,116 @@
+"""SQL for the auth domain: sessions and refresh tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from app.database import db
+from app.models.auth_models import AuthSession, RefreshToken
+
+
+def add_session(session: AuthSession) -> AuthSession:
+    """Add a new login session and flush so it has an id."""
+    db.session.add(session)
+    db.session.flush()
+    return session
+
+
+def add_refresh_token(token: RefreshToken) -> RefreshToken:
+    """Store a new refresh token (its digest)."""
+    db.session.add(token)
+    db.session.flush()
+    return token
+
+
+def get_session(session_id: int) -> AuthSession | None:
+    """Return a session by id."""
+    return db.session.get(AuthSession, session_id)
+
+
+def get_refresh_token(token_hash: str) -> RefreshToken | None:
+    """Return the refresh token with this digest."""
+    return db.session.scalar(sa.select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+
+
+def spend_refresh_token(token_id: int, now: datetime) -> bool:
+    """Mark a refresh token used; False when another request spent it first.
+
+    A single conditional UPDATE, so two racing refreshes cannot both succeed.
+    """
+    result = db.session.execute(
+        sa.update(RefreshToken)
+        .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def live_session_row(session_id: int, now: datetime) -> tuple[int, datetime] | None:
+    """Return ``(user_id, last_used_at)`` of an unrevoked, unexpired session, else None."""
+    row = db.session.execute(
+        sa.select(AuthSession.user_id, AuthSession.last_used_at).where(
+            AuthSession.id == session_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
+        )
+    ).first()
+    return (row.user_id, row.last_used_at) if row else None
+
+
+def touch_session(session_id: int, now: datetime) -> None:
+    """Record that the session was just used."""
+    db.session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == session_id)
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def list_live_sessions(user_id: int, now: datetime) -> Sequence[AuthSession]:
+    """Return the user's unrevoked, unexpired sessions, newest first."""
+    return db.session.scalars(
+        sa.select(AuthSession)
+        .where(
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
+        )
+        .order_by(AuthSession.created_at.desc(), AuthSession.id.desc())
+    ).all()
+
+
+def revoke_sessions(
+    user_id: int, now: datetime, *, only_id: int | None = None, except_id: int | None = None
+) -> int:
+    """Revoke the user's live sessions (one, all, or all but one); return how many."""
+    stmt = (
+        sa.update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if only_id is not None:
+        stmt = stmt.where(AuthSession.id == only_id)
+    if except_id is not None:
+        stmt = stmt.where(AuthSession.id != except_id)
+    return db.session.execute(stmt).rowcount  # type: ignore[attr-defined]
+
+
+def delete_dead_sessions(now: datetime) -> int:
+    """Delete expired and revoked sessions (their refresh tokens go with them)."""
+    dead = sa.or_(AuthSession.revoked_at.is_not(None), AuthSession.expires_at <= now)
+    dead_ids = sa.select(AuthSession.id).where(dead)
+    db.session.execute(
+        sa.delete(RefreshToken)
+        .where(RefreshToken.session_id.in_(dead_ids))
+        .execution_options(synchronize_session=False)
+    )
+    result = db.session.execute(
+        sa.delete(AuthSession).where(dead).execution_options(synchronize_session=False)
+    )
+    return result.rowcount  # type: ignore[attr-defined]

@@ -1,0 +1,108 @@
+"""SQL for the users domain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from app.database import db
+from app.models.user_models import User
+
+
+def get_user(user_id: int) -> User | None:
+    """Return the user with this id, active or not."""
+    return db.session.get(User, user_id)
+
+
+def get_user_for_update(user_id: int) -> User | None:
+    """Return the user with this id, locking the row for the current transaction."""
+    return db.session.scalar(sa.select(User).where(User.id == user_id).with_for_update())
+
+
+def get_user_by_email(email: str) -> User | None:
+    """Return the user with this (lower-cased) email."""
+    return db.session.scalar(sa.select(User).where(User.email == email))
+
+
+def get_user_by_username_key(username_key: str) -> User | None:
+    """Return the user whose lower-cased username is ``username_key``."""
+    return db.session.scalar(sa.select(User).where(User.username_key == username_key))
+
+
+def email_or_username_taken(
+    email: str | None, username_key: str, exclude_id: int | None = None
+) -> tuple[bool, bool]:
+    """Tell whether the email and the username are held by another user."""
+    condition = User.username_key == username_key
+    if email is not None:
+        condition = sa.or_(condition, User.email == email)
+    stmt = sa.select(User.email, User.username_key).where(condition)
+    if exclude_id is not None:
+        stmt = stmt.where(User.id != exclude_id)
+    rows = db.session.execute(stmt).all()
+    return (
+        email is not None and any(row.email == email for row in rows),
+        any(row.username_key == username_key for row in rows),
+    )
+
+
+def add_user(user: User) -> User:
+    """Add a new user and flush so it has an id."""
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_active_users(prefix: str, after_key: str | None, limit: int) -> Sequence[User]:
+    """Active users whose username or display name starts with ``prefix``, by username."""
+    pattern = _escape_like(prefix.lower()) + "%"
+    stmt = (
+        sa.select(User)
+        .where(
+            User.is_active.is_(True),
+            sa.or_(
+                User.username_key.like(pattern, escape="\\"),
+                sa.func.lower(User.display_name).like(pattern, escape="\\"),
+            ),
+        )
+        .order_by(User.username_key)
+        .limit(limit)
+    )
+    if after_key is not None:
+        stmt = stmt.where(User.username_key > after_key)
+    return db.session.scalars(stmt).all()
+
+
+def list_users(after_id: int | None, limit: int) -> Sequence[User]:
+    """Every user, active or not, by id."""
+    stmt = sa.select(User).order_by(User.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(User.id > after_id)
+    return db.session.scalars(stmt).all()
+
+
+def count_other_active_admins(user_id: int) -> int:
+    """Count the active admins other than ``user_id``."""
+    stmt = (
+        sa.select(sa.func.count())
+        .select_from(User)
+        .where(User.is_admin.is_(True), User.is_active.is_(True), User.id != user_id)
+    )
+    return db.session.scalar(stmt) or 0
+
+
+def lock_admins() -> None:
+    """Lock the admin rows so two demotions cannot both leave the other as the last admin."""
+    db.session.execute(
+        sa.select(User.id).where(User.is_admin.is_(True)).order_by(User.id).with_for_update()
+    )
+
+
+def flush() -> None:
+    """Send pending changes to the database now (constraint violations surface here)."""
+    db.session.flush()

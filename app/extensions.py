@@ -1,0 +1,32 @@
+"""Flask extensions, created unbound and bound to the app in ``create_app``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask_smorest
+from flask_jwt_extended import JWTManager
+from flask_migrate import Migrate
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser
+
+
+class ParleyParser(FlaskParser):
+    """Read JSON bodies from Flask's cache, already parsed and checked before the view."""
+
+    def _raw_load_json(self, req: Any) -> Any:
+        if not req.is_json or not req.get_data(cache=True):
+            return missing
+        return req.get_json(cache=True)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest blueprint using Parley's request parser."""
+
+    ARGUMENTS_PARSER = ParleyParser()
+
+
+migrate = Migrate()
+jwt = JWTManager()
+
+__all__ = ["Blueprint", "jwt", "migrate"]

@@ -1,0 +1,6 @@
+"""SQLAlchemy models of every domain (imported here so Alembic sees all tables)."""
+
+from app.models.auth_models import AuthSession, RefreshToken
+from app.models.user_models import User
+
+__all__ = ["AuthSession", "RefreshToken", "User"]

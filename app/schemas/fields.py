@@ -1,0 +1,87 @@
+"""Field types and base schemas shared by every domain's schemas."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def reject_unsafe_text(value: str) -> None:
+    """Refuse NUL characters and lone surrogates, which no database column can hold."""
+    if "\x00" in value:
+        raise ValidationError("NUL characters are not allowed.")
+    if _SURROGATE.search(value):
+        raise ValidationError("Invalid Unicode (lone surrogate).")
+
+
+class Text(fields.String):
+    """A string that is never NUL-laden or broken Unicode, optionally trimmed."""
+
+    def __init__(self, *args: Any, strip: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.strip = strip
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        reject_unsafe_text(text)
+        return text.strip() if self.strip else text
+
+
+class Email(fields.Email):
+    """An email address, trimmed and lower-cased, at most 254 characters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", validate.Length(max=254))
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            reject_unsafe_text(value)
+            value = value.strip().lower()
+        return str(super()._deserialize(value, attr, data, **kwargs))
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON ``true`` or ``false``; ``"yes"``, ``1`` and friends are not booleans."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class UTCTimestamp(fields.DateTime):
+    """ISO 8601 in UTC with a ``Z`` suffix and milliseconds: ``2026-11-26T10:15:00.123Z``."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        moment: datetime = value.astimezone(UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class BodySchema(Schema):
+    """Base of request-body schemas: unknown fields are an error (no mass assignment)."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class PageQuerySchema(Schema):
+    """``?limit=&cursor=`` for keyset-paginated lists (unknown query parameters are ignored)."""
+
+    limit = fields.Integer(
+        load_default=20,
+        validate=validate.Range(min=1, max=100),
+        metadata={"description": "Page size, 1–100 (default 20)."},
+    )
+    cursor = Text(
+        load_default=None,
+        validate=validate.Length(max=512),
+        metadata={"description": "The `next_cursor` of the previous page."},
+    )

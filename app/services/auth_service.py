@@ -1,0 +1,222 @@
+"""The auth domain: login sessions, access and refresh tokens, revocation.
+
+A login creates a session. Access tokens are short-lived JWTs naming the session (``sid``);
+refresh tokens are opaque random strings stored as SHA-256 digests. Each refresh spends the token
+presented and issues a new one; presenting a spent token again means it was stolen or replayed,
+so the whole session is revoked. Every protected request checks that its session is live; a
+deactivated account has all its sessions revoked, so that one check covers it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, TypedDict
+
+from flask import current_app
+from flask_jwt_extended import create_access_token
+
+from app.core import security
+from app.core.errors import (
+    InvalidCredentialsError,
+    NotFoundError,
+    OAuthError,
+    UnauthorizedError,
+)
+from app.crud import auth_crud
+from app.database.base import utcnow
+from app.database.connection import transactional
+from app.models.auth_models import AuthSession, RefreshToken
+from app.services import user_service
+
+#: How stale ``last_used_at`` may get before a request writes it again.
+TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+class TokenPair(TypedDict):
+    """The body of a successful login, token or refresh call."""
+
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+
+
+def _issue_tokens(session: AuthSession) -> TokenPair:
+    config = current_app.config
+    refresh_token = security.new_opaque_token()
+    now = utcnow()
+    expires_at = now + config["REFRESH_TOKEN_EXPIRES"]
+    auth_crud.add_refresh_token(
+        RefreshToken(
+            session_id=session.id,
+            token_hash=security.hash_token(refresh_token),
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    session.expires_at = expires_at
+    session.last_used_at = now
+    access_expires: timedelta = config["JWT_ACCESS_TOKEN_EXPIRES"]
+    access_token = create_access_token(
+        identity=str(session.user_id), additional_claims={"sid": session.id}
+    )
+    return TokenPair(
+        access_token=access_token,
+        refresh_token=refresh_token,
+        token_type="Bearer",
+        expires_in=int(access_expires.total_seconds()),
+    )
+
+
+def _clip_user_agent(user_agent: str | None) -> str | None:
+    if not user_agent:
+        return None
+    # Headers arrive as latin-1; keep what a column can hold and a person can read.
+    return "".join(ch for ch in user_agent if ch.isprintable())[:255] or None
+
+
+@transactional
+def login(login: str, password: str, user_agent: str | None) -> TokenPair:
+    """Start a session for valid credentials; any failure is InvalidCredentialsError."""
+    user_id = user_service.verify_credentials(login, password)
+    if user_id is None:
+        raise InvalidCredentialsError()
+    now = utcnow()
+    session = auth_crud.add_session(
+        AuthSession(
+            user_id=user_id,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now,
+            user_agent=_clip_user_agent(user_agent),
+        )
+    )
+    return _issue_tokens(session)
+
+
+def password_grant(username: str, password: str, user_agent: str | None) -> TokenPair:
+    """OAuth2 resource-owner password grant: login with RFC 6749 errors."""
+    try:
+        return login(username, password, user_agent)
+    except InvalidCredentialsError:
+        raise OAuthError("invalid_grant", "The username or password is incorrect.") from None
+
+
+def refresh_grant(refresh_token: str, user_agent: str | None) -> TokenPair:
+    """OAuth2 refresh grant: rotation with RFC 6749 errors."""
+    try:
+        return refresh(refresh_token, user_agent)
+    except UnauthorizedError as error:
+        raise OAuthError("invalid_grant", error.message) from None
+
+
+def refresh(refresh_token: str, user_agent: str | None) -> TokenPair:
+    """Exchange a refresh token for a new pair; the token presented is spent.
+
+    A spent token presented again revokes its whole session (``token_revoked``).
+    """
+    outcome, pair = _rotate(refresh_token, user_agent)
+    if pair is None:
+        message, code = _REFRESH_ERRORS[outcome]
+        raise UnauthorizedError(message, code=code)
+    return pair
+
+
+_REFRESH_ERRORS = {
+    "invalid": ("The refresh token is invalid.", "token_invalid"),
+    "expired": ("The refresh token has expired.", "token_expired"),
+    "revoked": ("The session has been revoked.", "token_revoked"),
+}
+
+
+@transactional
+def _rotate(refresh_token: str, user_agent: str | None) -> tuple[str, TokenPair | None]:
+    # Returns an outcome instead of raising, so that a revocation for reuse is committed.
+    now = utcnow()
+    token = auth_crud.get_refresh_token(security.hash_token(refresh_token))
+    if token is None:
+        return "invalid", None
+    session = auth_crud.get_session(token.session_id)
+    if session is None or session.revoked_at is not None:
+        return "revoked", None
+    if not auth_crud.spend_refresh_token(token.id, now):
+        auth_crud.revoke_sessions(session.user_id, now, only_id=session.id)
+        return "revoked", None
+    if token.expires_at <= now:
+        return "expired", None
+    if user_agent:
+        session.user_agent = _clip_user_agent(user_agent)
+    return "ok", _issue_tokens(session)
+
+
+def check_access(claims: dict[str, Any]) -> bool:
+    """Tell whether an access token's session is still live (the per-request check).
+
+    Refreshes the session's ``last_used_at`` at most once a minute.
+    """
+    try:
+        session_id = int(claims["sid"])
+        user_id = int(claims["sub"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    now = utcnow()
+    row = auth_crud.live_session_row(session_id, now)
+    if row is None or row[0] != user_id:
+        return False
+    if now - row[1] > TOUCH_INTERVAL:
+        _touch(session_id)
+    return True
+
+
+@transactional
+def _touch(session_id: int) -> None:
+    auth_crud.touch_session(session_id, utcnow())
+
+
+@transactional
+def logout(user_id: int, session_id: int) -> None:
+    """Revoke the caller's current session: its access and refresh tokens stop working."""
+    auth_crud.revoke_sessions(user_id, utcnow(), only_id=session_id)
+
+
+def list_sessions(user_id: int, current_session_id: int) -> list[dict[str, Any]]:
+    """Return the caller's live sessions, newest first, the current one marked."""
+    sessions: Sequence[AuthSession] = auth_crud.list_live_sessions(user_id, utcnow())
+    return [
+        {
+            "id": s.id,
+            "created_at": s.created_at,
+            "last_used_at": s.last_used_at,
+            "user_agent": s.user_agent,
+            "current": s.id == current_session_id,
+        }
+        for s in sessions
+    ]
+
+
+@transactional
+def revoke_session(user_id: int, session_id: int) -> None:
+    """Revoke one of the caller's live sessions; anyone else's (or a dead one) is not found."""
+    if auth_crud.revoke_sessions(user_id, utcnow(), only_id=session_id) == 0:
+        raise NotFoundError("No such session.")
+
+
+@transactional
+def change_password(
+    user_id: int, current_session_id: int, current_password: str, new_password: str
+) -> None:
+    """Change the password and revoke every other session of the user."""
+    user_service.change_password(user_id, current_password, new_password)
+    auth_crud.revoke_sessions(user_id, utcnow(), except_id=current_session_id)
+
+
+def revoke_all_sessions(user_id: int) -> None:
+    """Revoke every session of a user, within the caller's transaction."""
+    auth_crud.revoke_sessions(user_id, utcnow())
+
+
+@transactional
+def prune_sessions() -> int:
+    """Delete expired and revoked sessions with their refresh tokens; return how many."""
+    return auth_crud.delete_dead_sessions(utcnow())

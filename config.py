@@ -1,0 +1,175 @@
+"""Parley configuration: one class per environment, every value read from the environment."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+
+# A developer's .env fills in whatever the real environment leaves unset; production and the
+# test suite read the environment alone.
+if os.environ.get("PARLEY_ENV", "development").strip().lower() == "development":
+    load_dotenv(BASE_DIR / ".env")
+
+#: Werkzeug method string for new password hashes. scrypt with N=2**16, r=8, p=2 is one of the
+#: parameter sets of the OWASP Password Storage Cheat Sheet (64 MiB, werkzeug's default is weaker).
+OWASP_SCRYPT = "scrypt:65536:8:2"
+
+#: Secrets shorter than this are refused in production (HS256 wants at least 256 bits).
+MIN_SECRET_BYTES = 32
+
+
+def as_bool(value: str | None, default: bool = False) -> bool:
+    """Read a boolean environment value such as ``true``, ``1``, ``no`` or ``off``."""
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def as_int(value: str | None, default: int) -> int:
+    """Read an integer environment value, falling back to ``default`` when unset."""
+    if value is None or value.strip() == "":
+        return default
+    return int(value)
+
+
+def normalize_database_url(url: str) -> str:
+    """Make every PostgreSQL URL use psycopg 3, whatever spelling the operator used."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def default_sqlite_url() -> str:
+    """Return the embedded default database, ``instance/parley.db`` beside the code."""
+    return f"sqlite:///{BASE_DIR / 'instance' / 'parley.db'}"
+
+
+class Config:
+    """Settings shared by every environment."""
+
+    ENV_NAME = "base"
+    TESTING = False
+    DEBUG = False
+
+    # Secrets
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
+    JWT_SECRET_KEY = os.environ.get("JWT_SECRET_KEY", "")
+
+    # Database
+    SQLALCHEMY_DATABASE_URI = normalize_database_url(
+        os.environ.get("DATABASE_URL") or default_sqlite_url()
+    )
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    #: Seconds a SQLite writer waits for the write lock before the request gets 503.
+    SQLITE_BUSY_TIMEOUT = as_int(os.environ.get("SQLITE_BUSY_TIMEOUT"), 5)
+
+    # Optional services
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+
+    # Tokens
+    JWT_ALGORITHM = "HS256"
+    JWT_DECODE_ALGORITHMS = ["HS256"]
+    JWT_TOKEN_LOCATION = ["headers"]
+    JWT_CSRF_PROTECT = False  # tokens travel in the Authorization header, never in cookies
+    JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=as_int(os.environ.get("ACCESS_TOKEN_MINUTES"), 15))
+    REFRESH_TOKEN_EXPIRES = timedelta(days=as_int(os.environ.get("REFRESH_TOKEN_DAYS"), 30))
+
+    # Passwords
+    PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", OWASP_SCRYPT)
+
+    # HTTP
+    MAX_CONTENT_LENGTH = 64 * 1024
+    RATELIMIT_ENABLED = as_bool(os.environ.get("RATELIMIT_ENABLED"), True)
+    TRUSTED_PROXIES = as_int(os.environ.get("TRUSTED_PROXIES"), 0)
+    CORS_ORIGINS = os.environ.get("CORS_ORIGINS", "")
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+
+    # Mail (password reset)
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = as_int(os.environ.get("MAIL_PORT"), 25)
+    MAIL_USE_TLS = as_bool(os.environ.get("MAIL_USE_TLS"), False)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "parley@localhost")
+
+    # OpenAPI: the spec at /api/v1/openapi.json, Swagger UI at /api/docs, assets served locally.
+    API_TITLE = "Parley"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.1.0"
+    OPENAPI_URL_PREFIX = "/api"
+    OPENAPI_JSON_PATH = "v1/openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "/api/docs/assets/"
+    OPENAPI_SWAGGER_UI_CONFIG = {
+        "oauth2RedirectUrl": "/api/docs/assets/oauth2-redirect.html",
+        "persistAuthorization": True,
+    }
+
+    @classmethod
+    def validate(cls) -> None:
+        """Refuse settings that are unsafe for this environment (no-op outside production)."""
+
+
+class DevelopmentConfig(Config):
+    """Local development: debug on, throwaway secrets allowed."""
+
+    ENV_NAME = "development"
+    DEBUG = True
+    SECRET_KEY = Config.SECRET_KEY or "dev-secret-key-not-for-production-0000"
+    JWT_SECRET_KEY = Config.JWT_SECRET_KEY or "dev-jwt-secret-key-not-for-production-00"
+
+
+class TestingConfig(Config):
+    """The test suite: its own database, cheap password hashing, no rate limits."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-secret-key-0123456789abcdef0123"
+    JWT_SECRET_KEY = "testing-jwt-secret-key-0123456789abcdef"
+    SQLALCHEMY_DATABASE_URI = normalize_database_url(
+        os.environ.get("TEST_DATABASE_URL") or "sqlite://"
+    )
+    # Hashing at OWASP strength would make every register and login in the suite slow.
+    PASSWORD_HASH_METHOD = "scrypt:1024:8:1"
+    RATELIMIT_ENABLED = as_bool(os.environ.get("RATELIMIT_ENABLED"), False)
+
+
+class ProductionConfig(Config):
+    """Production: real secrets required."""
+
+    ENV_NAME = "production"
+
+    @classmethod
+    def validate(cls) -> None:
+        """Refuse to start without real secrets of at least 32 bytes."""
+        for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+            value = getattr(cls, name)
+            if len(value.encode()) < MIN_SECRET_BYTES:
+                raise RuntimeError(
+                    f"{name} must be set to a random value of at least "
+                    f"{MIN_SECRET_BYTES} bytes in production"
+                )
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_env() -> type[Config]:
+    """Pick the configuration class named by ``PARLEY_ENV`` (default: development)."""
+    name = os.environ.get("PARLEY_ENV", "development").strip().lower()
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(
+            f"PARLEY_ENV must be one of {', '.join(CONFIGS)}, not {name!r}"
+        ) from None

@@ -1,0 +1,42 @@
+"""Password hashing and token helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.core import security
+from config import OWASP_SCRYPT
+
+
+def test_hash_and_verify() -> None:
+    stored = security.hash_password("correct horse battery", "scrypt:1024:8:1")
+    assert stored.startswith("scrypt:1024:8:1$")
+    assert security.verify_password(stored, "correct horse battery")
+    assert not security.verify_password(stored, "wrong")
+
+
+def test_owasp_default_hashes_and_verifies() -> None:
+    stored = security.hash_password("correct horse battery", OWASP_SCRYPT)
+    assert security.verify_password(stored, "correct horse battery")
+    assert not security.hash_needs_update(stored, OWASP_SCRYPT)
+    assert security.hash_needs_update(stored, "scrypt:32768:8:1")
+
+
+@pytest.mark.parametrize(
+    "stored", [None, "", "nonsense", "pbkdf2:sha256$x", "scrypt:a:b:c$s$h", "scrypt$$"]
+)
+def test_corrupt_hashes_never_verify(stored: str | None) -> None:
+    assert security.verify_password(stored, "anything") is False
+
+
+def test_burn_password_check_runs() -> None:
+    security.burn_password_check("whatever", "scrypt:1024:8:1")
+
+
+def test_tokens() -> None:
+    first, second = security.new_opaque_token(), security.new_opaque_token()
+    assert first != second and len(first) >= 43
+    assert security.hash_token(first) == security.hash_token(first)
+    assert len(security.hash_token(first)) == 64
+    assert security.signature_matches("v", security.sign("v", "k"), "k")
+    assert not security.signature_matches("v", security.sign("v", "k"), "other")

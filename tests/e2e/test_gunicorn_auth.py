@@ -1,0 +1,170 @@
+"""Accounts and token sessions against real gunicorn workers over HTTP."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from flask import Flask
+from oauthlib.oauth2 import LegacyApplicationClient
+from requests_oauthlib import OAuth2Session
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct horse battery"
+
+
+def register_and_login(base: str, username: str) -> dict[str, str]:
+    created = requests.post(
+        f"{base}/api/v1/auth/register",
+        json={"email": f"{username}@example.com", "username": username, "password": PASSWORD},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    login = requests.post(
+        f"{base}/api/v1/auth/login", json={"login": username, "password": PASSWORD}, timeout=10
+    )
+    assert login.status_code == 200, login.text
+    return login.json()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_register_login_call_round_trip(app: Flask, server: str) -> None:
+    pair = register_and_login(server, "alice")
+    me = requests.get(f"{server}/api/v1/users/me", headers=bearer(pair["access_token"]), timeout=10)
+    assert me.status_code == 200 and me.json()["username"] == "alice"
+    assert me.headers["X-Request-ID"]
+    patched = requests.patch(
+        f"{server}/api/v1/users/me",
+        json={"display_name": "Alice"},
+        headers=bearer(pair["access_token"]),
+        timeout=10,
+    )
+    assert patched.json()["display_name"] == "Alice"
+    rotated = requests.post(
+        f"{server}/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}, timeout=10
+    )
+    assert rotated.status_code == 200
+
+
+def test_revocation_holds_on_every_worker(app: Flask, server: str) -> None:
+    pair = register_and_login(server, "bob")
+    url = f"{server}/api/v1/users/me"
+    with ThreadPoolExecutor(6) as pool:
+        before = list(
+            pool.map(
+                lambda _: (
+                    requests.get(url, headers=bearer(pair["access_token"]), timeout=10).status_code
+                ),
+                range(30),
+            )
+        )
+    assert before == [200] * 30
+    assert (
+        requests.post(
+            f"{server}/api/v1/auth/logout", headers=bearer(pair["access_token"]), timeout=10
+        ).status_code
+        == 204
+    )
+    with ThreadPoolExecutor(6) as pool:
+        after = list(
+            pool.map(
+                lambda _: requests.get(url, headers=bearer(pair["access_token"]), timeout=10),
+                range(30),
+            )
+        )
+    assert {r.status_code for r in after} == {401}
+    assert {r.json()["code"] for r in after} == {"token_revoked"}
+    assert {r.headers["Content-Type"] for r in after} == {"application/problem+json"}
+
+
+def test_refresh_reuse_across_workers_kills_the_session(app: Flask, server: str) -> None:
+    pair = register_and_login(server, "carol")
+
+    def refresh(_: int) -> int:
+        return requests.post(
+            f"{server}/api/v1/auth/refresh",
+            json={"refresh_token": pair["refresh_token"]},
+            timeout=15,
+        ).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(refresh, range(6)))
+    assert codes.count(200) <= 1 and set(codes) <= {200, 401, 503}, codes
+    me = requests.get(f"{server}/api/v1/users/me", headers=bearer(pair["access_token"]), timeout=10)
+    assert me.status_code == 401
+
+
+def test_racing_registrations_create_one_account(app: Flask, server: str) -> None:
+    def register(i: int) -> int:
+        return requests.post(
+            f"{server}/api/v1/auth/register",
+            json={
+                "email": f"dup{i}@example.com",
+                "username": "Duplicate" if i % 2 else "duplicate",
+                "password": PASSWORD,
+            },
+            timeout=15,
+        ).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(register, range(8)))
+    assert codes.count(201) == 1, codes
+    assert set(codes) <= {201, 409, 503}, codes
+
+
+def test_hostile_requests_over_http(app: Flask, server: str) -> None:
+    url = f"{server}/api/v1/auth/register"
+    too_big = requests.post(
+        url,
+        data=b"{" + b" " * 70_000 + b"}",
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert too_big.status_code == 413 and too_big.json()["code"] == "payload_too_large"
+    bad_json = requests.post(
+        url, data=b"{nope", headers={"Content-Type": "application/json"}, timeout=10
+    )
+    assert bad_json.status_code == 400 and bad_json.json()["code"] == "invalid_json"
+    wrong_type = requests.post(url, data=b"a=b", headers={"Content-Type": "text/plain"}, timeout=10)
+    assert wrong_type.status_code == 415
+    unknown = requests.get(f"{server}/nowhere", timeout=10)
+    assert (
+        unknown.status_code == 404 and unknown.headers["Content-Type"] == "application/problem+json"
+    )
+
+
+def test_standard_oauth2_client_obtains_and_refreshes_tokens(
+    app: Flask, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # plain HTTP on loopback
+    register_and_login(server, "dave")
+    token_url = f"{server}/api/v1/auth/token"
+    oauth = OAuth2Session(client=LegacyApplicationClient(client_id="parley-docs"))
+    token = oauth.fetch_token(
+        token_url=token_url, username="dave", password=PASSWORD, include_client_id=True
+    )
+    assert token["token_type"] == "Bearer" and token["access_token"] and token["refresh_token"]
+    assert oauth.get(f"{server}/api/v1/users/me", timeout=10).json()["username"] == "dave"
+    refreshed = oauth.refresh_token(token_url)
+    assert refreshed["refresh_token"] != token["refresh_token"]
+    assert oauth.get(f"{server}/api/v1/users/me", timeout=10).status_code == 200
+    # The spent refresh token is reuse: RFC 6749 error body, and the session is gone.
+    reuse = requests.post(
+        token_url,
+        data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
+        timeout=10,
+    )
+    assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
+    assert oauth.get(f"{server}/api/v1/users/me", timeout=10).status_code == 401
+    wrong = requests.post(
+        token_url,
+        data={"grant_type": "password", "username": "dave", "password": "nope"},
+        timeout=10,
+    )
+    assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
+    assert wrong.headers["Cache-Control"] == "no-store"

@@ -1,0 +1,32 @@
+"""Auth service rules that need more than one request at a time."""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask
+
+from tests.factories import UserFactory
+
+
+def test_racing_refreshes_of_one_token_never_both_succeed(app: Flask, users: UserFactory) -> None:
+    user = users.create()
+    results: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def refresh() -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = client.post("/api/v1/auth/refresh", json={"refresh_token": user.refresh_token})
+        results.append(response.status_code)
+
+    threads = [threading.Thread(target=refresh) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(200) <= 1
+    assert all(code in (200, 401, 503) for code in results), results
+    # Whatever the interleaving, a token used twice is reuse: the session is dead.
+    me = app.test_client().get("/api/v1/users/me", headers=user.headers)
+    assert me.status_code == 401
