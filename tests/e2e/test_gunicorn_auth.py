@@ -168,3 +168,77 @@ def test_standard_oauth2_client_obtains_and_refreshes_tokens(
     )
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
     assert wrong.headers["Cache-Control"] == "no-store"
+
+
+def test_every_users_and_auth_endpoint_over_http(app: Flask, server: str) -> None:
+    api = f"{server}/api/v1"
+    with requests.Session() as http:
+        alice = register_and_login(server, "alice")
+        bob = register_and_login(server, "bob")
+        a, b = bearer(alice["access_token"]), bearer(bob["access_token"])
+        bob_id = http.get(f"{api}/users/me", headers=b, timeout=10).json()["id"]
+
+        assert http.get(f"{api}/users/{bob_id}", headers=a, timeout=10).json()["username"] == "bob"
+        found = http.get(f"{api}/users", params={"q": "BO"}, headers=a, timeout=10).json()
+        assert [u["username"] for u in found["items"]] == ["bob"]
+        assert (
+            http.patch(
+                f"{api}/users/me", json={"username": "Bobby"}, headers=b, timeout=10
+            ).status_code
+            == 200
+        )
+
+        second = requests.post(
+            f"{api}/auth/login", json={"login": "alice", "password": PASSWORD}, timeout=10
+        ).json()
+        sessions = http.get(f"{api}/auth/sessions", headers=a, timeout=10).json()["items"]
+        assert len(sessions) == 2
+        other = next(s for s in sessions if not s["current"])
+        assert (
+            http.delete(f"{api}/auth/sessions/{other['id']}", headers=a, timeout=10).status_code
+            == 204
+        )
+        assert (
+            http.get(
+                f"{api}/users/me", headers=bearer(second["access_token"]), timeout=10
+            ).status_code
+            == 401
+        )
+
+        changed = http.post(
+            f"{api}/auth/password",
+            json={"current_password": PASSWORD, "new_password": "another long password"},
+            headers=a,
+            timeout=10,
+        )
+        assert changed.status_code == 204
+        assert http.get(f"{api}/users/me", headers=a, timeout=10).status_code == 200
+
+        # Admin endpoints: alice is made admin from the command line, as an operator would.
+        assert http.get(f"{api}/admin/users", headers=a, timeout=10).status_code == 403
+        promote = app.test_cli_runner().invoke(
+            args=["users", "create", "root", "root@example.com", "--admin"], input=PASSWORD + "\n"
+        )
+        assert promote.exit_code == 0, promote.output
+        root = bearer(
+            requests.post(
+                f"{api}/auth/login", json={"login": "root", "password": PASSWORD}, timeout=10
+            ).json()["access_token"]
+        )
+        listed = http.get(
+            f"{api}/admin/users", params={"limit": 2}, headers=root, timeout=10
+        ).json()
+        assert len(listed["items"]) == 2 and listed["next_cursor"]
+        deactivated = http.patch(
+            f"{api}/admin/users/{bob_id}", json={"is_active": False}, headers=root, timeout=10
+        )
+        assert deactivated.json()["is_active"] is False
+        assert http.get(f"{api}/users/me", headers=b, timeout=10).status_code == 401
+
+        assert (
+            http.delete(
+                f"{api}/users/me", json={"password": "another long password"}, headers=a, timeout=10
+            ).status_code
+            == 204
+        )
+        assert http.get(f"{api}/users/me", headers=a, timeout=10).status_code == 401
