@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 
 from app.core.errors import AppError
 from app.schemas.auth_schema import RegisterSchema
-from app.services import auth_service, user_service
+from app.services import auth_service, conversation_service, message_service, user_service
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 auth_cli = AppGroup("auth", help="Sessions and tokens.")
@@ -57,13 +57,27 @@ def create_user_command(username: str, email: str, admin: bool, display_name: st
     click.echo(f"created {role} {user.username} (id {user.id})")
 
 
+DEMO_DIRECT = [
+    ("alice", "Hi Bob! Are we still on for Saturday?"),
+    ("bob", "Yes! 10am at the station."),
+    ("alice", "Perfect, see you there."),
+]
+DEMO_GROUP = [
+    ("alice", "Welcome to trip planning, everyone."),
+    ("carol", "I found a cabin by the lake, 3 nights."),
+    ("bob", "Sounds great. What does it cost?"),
+    ("parleybot", "Reminder: the deposit is due Friday."),
+]
+
+
 @click.command("seed")
 @with_appcontext
 def seed_command() -> None:
-    """Create a few demo users (skipping any that exist) and print their logins."""
+    """Create demo users, a direct chat and a group (skipping what exists); print the logins."""
+    ids: dict[str, int] = {}
     for username, display_name, is_admin in DEMO_USERS:
         try:
-            user_service.create_user(
+            user = user_service.create_user(
                 f"{username}@example.com",
                 username,
                 DEMO_PASSWORD,
@@ -72,9 +86,28 @@ def seed_command() -> None:
             )
             state = "created"
         except AppError:
+            user = user_service.find_user(username)
             state = "exists "
+        ids[username] = user.id
         role = " (admin)" if is_admin else ""
         click.echo(f"{state} login={username} password={DEMO_PASSWORD}{role}")
+    direct, _ = conversation_service.start_direct(ids["alice"], ids["bob"])
+    _seed_messages(direct["id"], DEMO_DIRECT, ids, "direct")
+    group = conversation_service.find_group(ids["alice"], "Trip planning") or (
+        conversation_service.create_group(
+            ids["alice"], "Trip planning", [ids[name] for name in ("bob", "carol", "parleybot")]
+        )
+    )
+    _seed_messages(group["id"], DEMO_GROUP, ids, "group")
+    click.echo(f"conversations: direct #{direct['id']} (alice, bob), group #{group['id']}")
+
+
+def _seed_messages(
+    conversation_id: int, script: list[tuple[str, str]], ids: dict[str, int], tag: str
+) -> None:
+    # client_id makes re-seeding a no-op instead of a second copy of each message.
+    for number, (sender, body) in enumerate(script, start=1):
+        message_service.send_message(conversation_id, ids[sender], body, f"seed-{tag}-{number}")
 
 
 @auth_cli.command("prune")

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.database import db
 from config import TestingConfig, normalize_database_url
-from tests.factories import UserFactory
+from tests.factories import Chat, UserFactory
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +90,9 @@ def users(app: Flask, client: FlaskClient) -> UserFactory:
 def migrations_dir() -> Path:
     """The Alembic migrations directory."""
     return Path(__file__).resolve().parent.parent / "migrations"
+
+
+@pytest.fixture
+def chat(client: FlaskClient) -> Chat:
+    """Drive the conversation endpoints."""
+    return Chat(client)

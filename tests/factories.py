@@ -66,3 +66,52 @@ class UserFactory:
         user.access_token = pair["access_token"]
         user.refresh_token = pair["refresh_token"]
         return pair
+
+
+class Chat:
+    """Drive the conversation endpoints as a given user."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def direct(self, user: ApiUser, other: ApiUser) -> dict[str, Any]:
+        """Start (or fetch) the direct conversation of two users."""
+        response = self.client.post(
+            "/api/v1/conversations",
+            json={"kind": "direct", "member_ids": [other.id]},
+            headers=user.headers,
+        )
+        assert response.status_code in (200, 201), response.get_json()
+        body: dict[str, Any] = response.get_json()
+        return body
+
+    def group(self, owner: ApiUser, *members: ApiUser, title: str = "Group") -> dict[str, Any]:
+        """Create a group owned by ``owner``."""
+        response = self.client.post(
+            "/api/v1/conversations",
+            json={"kind": "group", "title": title, "member_ids": [m.id for m in members]},
+            headers=owner.headers,
+        )
+        assert response.status_code == 201, response.get_json()
+        body: dict[str, Any] = response.get_json()
+        return body
+
+    def send(
+        self, user: ApiUser, conversation_id: int, body: str = "hello", **extra: Any
+    ) -> dict[str, Any]:
+        """Send a message and return it."""
+        response = self.client.post(
+            f"/api/v1/conversations/{conversation_id}/messages",
+            json={"body": body, **extra},
+            headers=user.headers,
+        )
+        assert response.status_code in (200, 201), response.get_json()
+        message: dict[str, Any] = response.get_json()
+        return message
+
+    def get(self, user: ApiUser, conversation_id: int) -> dict[str, Any]:
+        """Fetch a conversation as ``user``."""
+        response = self.client.get(f"/api/v1/conversations/{conversation_id}", headers=user.headers)
+        assert response.status_code == 200, response.get_json()
+        body: dict[str, Any] = response.get_json()
+        return body

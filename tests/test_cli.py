@@ -10,7 +10,7 @@ from flask import Flask
 
 from app.database import db
 from app.database.base import utcnow
-from app.models import AuthSession, RefreshToken, User
+from app.models import AuthSession, Message, RefreshToken, User
 from tests.factories import UserFactory
 
 
@@ -51,8 +51,13 @@ def test_seed_is_idempotent_and_prints_logins(app: Flask) -> None:
     first = runner.invoke(args=["seed"])
     assert first.exit_code == 0
     assert "login=alice password=" in first.output
+    assert "conversations: direct #" in first.output
     second = runner.invoke(args=["seed"])
     assert second.exit_code == 0 and "exists" in second.output
+    # Seeding again doubles nothing: same conversations, no second copy of a message.
+    assert second.output.splitlines()[-1] == first.output.splitlines()[-1]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Message)) == 7
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 4
     password = first.output.split("password=")[1].split()[0]

@@ -24,7 +24,14 @@ def test_downgrade_to_base_and_upgrade_again(app: Flask) -> None:
     with app.app_context():
         flask_migrate.upgrade()
         db.engine.dispose()
-    assert {"users", "auth_sessions", "refresh_tokens"} <= _tables(app)
+    assert {
+        "users",
+        "auth_sessions",
+        "refresh_tokens",
+        "conversations",
+        "conversation_members",
+        "messages",
+    } <= _tables(app)
 
 
 def test_models_and_migrations_do_not_drift(app: Flask) -> None:

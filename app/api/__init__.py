@@ -9,7 +9,13 @@ API_PREFIX = "/api/v1"
 
 def register_blueprints(api: Api) -> None:
     """Register every domain blueprint on the flask-smorest Api."""
-    from app.api import admin_routes, auth_routes, user_routes
+    from app.api import (
+        admin_routes,
+        auth_routes,
+        conversation_routes,
+        message_routes,
+        user_routes,
+    )
 
-    for module in (auth_routes, user_routes, admin_routes):
+    for module in (auth_routes, user_routes, admin_routes, conversation_routes, message_routes):
         api.register_blueprint(module.blp, url_prefix=f"{API_PREFIX}{module.blp.url_prefix}")

@@ -7,6 +7,9 @@ from werkzeug.routing import IntegerConverter
 #: Largest id a client may send; anything above cannot exist and never reaches the database.
 MAX_ID = 2**63 - 1
 
+#: Members of a group conversation, its creator included.
+MAX_GROUP_MEMBERS = 500
+
 
 class IdConverter(IntegerConverter):
     """URL converter ``<id:name>``: a positive 64-bit integer, else the route does not match (404).

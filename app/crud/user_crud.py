@@ -106,3 +106,18 @@ def lock_admins() -> None:
 def flush() -> None:
     """Send pending changes to the database now (constraint violations surface here)."""
     db.session.flush()
+
+
+def active_user_ids(user_ids: Sequence[int]) -> set[int]:
+    """Return the subset of ``user_ids`` that are existing, active users."""
+    if not user_ids:
+        return set()
+    stmt = sa.select(User.id).where(User.id.in_(user_ids), User.is_active.is_(True))
+    return set(db.session.scalars(stmt))
+
+
+def get_users(user_ids: Sequence[int]) -> Sequence[User]:
+    """Return the users with these ids (active or not)."""
+    if not user_ids:
+        return []
+    return db.session.scalars(sa.select(User).where(User.id.in_(user_ids))).all()

@@ -1,6 +1,7 @@
 """SQLAlchemy models of every domain (imported here so Alembic sees all tables)."""
 
 from app.models.auth_models import AuthSession, RefreshToken
+from app.models.conversation_models import Conversation, Member, Message
 from app.models.user_models import User
 
-__all__ = ["AuthSession", "RefreshToken", "User"]
+__all__ = ["AuthSession", "Conversation", "Member", "Message", "RefreshToken", "User"]

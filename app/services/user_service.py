@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy.exc as sa_exc
 from flask import current_app
@@ -65,6 +66,33 @@ def get_active_user(user_id: int) -> User:
     if user is None or not user.is_active:
         raise NotFoundError("No such user.")
     return user
+
+
+def find_user(username: str) -> User:
+    """Return the user with this username (any case), or raise NotFoundError."""
+    user = user_crud.get_user_by_username_key(username.lower())
+    if user is None:
+        raise NotFoundError("No such user.")
+    return user
+
+
+def active_user_ids(user_ids: Sequence[int]) -> set[int]:
+    """Return which of these ids belong to existing, active users (for other domains)."""
+    return user_crud.active_user_ids(list(user_ids))
+
+
+def public_profiles(user_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Return UserPublic fields by id, deactivated users included (for other domains)."""
+    return {
+        user.id: {
+            "id": user.id,
+            "username": user.username,
+            "display_name": user.display_name,
+            "created_at": user.created_at,
+            "is_active": user.is_active,
+        }
+        for user in user_crud.get_users(list(user_ids))
+    }
 
 
 def verify_credentials(login: str, password: str) -> int | None:

@@ -27,6 +27,14 @@ def test_openapi_describes_every_endpoint_and_security(client: FlaskClient) -> N
         "/api/v1/admin/users/{user_id}",
         "/healthz",
         "/readyz",
+        "/api/v1/conversations",
+        "/api/v1/conversations/{conversation_id}",
+        "/api/v1/conversations/{conversation_id}/members",
+        "/api/v1/conversations/{conversation_id}/members/{user_id}",
+        "/api/v1/conversations/{conversation_id}/read",
+        "/api/v1/conversations/{conversation_id}/unread",
+        "/api/v1/conversations/{conversation_id}/messages",
+        "/api/v1/conversations/{conversation_id}/messages/{seq}",
     ):
         assert path in paths, path
     schemes = spec["components"]["securitySchemes"]

@@ -47,3 +47,11 @@ def test_timestamp_format() -> None:
     moment = datetime(2026, 11, 26, 10, 15, 0, 123456, tzinfo=UTC)
     assert field.serialize("t", {"t": moment}) == "2026-11-26T10:15:00.123Z"
     assert field.serialize("t", {"t": None}) is None
+
+
+def test_conversation_reprs(app: Flask, users: UserFactory) -> None:
+    from app.models import Conversation, Member, Message
+
+    assert repr(Conversation(id=3, kind="group")) == "<Conversation 3 group>"
+    assert repr(Member(conversation_id=3, user_id=4, role="owner")) == "<Member 4 of 3 owner>"
+    assert repr(Message(conversation_id=3, seq=9)) == "<Message 3#9>"

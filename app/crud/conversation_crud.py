@@ -1,0 +1,220 @@
+"""SQL for conversations and their members."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from app.database import db
+from app.database.base import UTCDateTime
+from app.models.conversation_models import Conversation, Member, Message
+
+
+def add_conversation(conversation: Conversation) -> Conversation:
+    """Add a conversation and flush so it has an id."""
+    db.session.add(conversation)
+    db.session.flush()
+    return conversation
+
+
+def add_members(members: Iterable[Member]) -> None:
+    """Add membership rows."""
+    db.session.add_all(list(members))
+    db.session.flush()
+
+
+def get_direct_conversation(direct_key: str) -> Conversation | None:
+    """Return the direct conversation of a pair, if it exists."""
+    return db.session.scalar(sa.select(Conversation).where(Conversation.direct_key == direct_key))
+
+
+def lock_conversation(conversation_id: int) -> Conversation | None:
+    """Return a conversation with its row locked until the transaction ends.
+
+    Every write to a conversation's messages or members takes this lock first, which orders
+    them: sends get consecutive ``seq`` values, membership changes do not interleave.
+    (SQLite has no row locks; its writers are already serialised by ``BEGIN IMMEDIATE``.)
+    """
+    return db.session.scalar(
+        sa.select(Conversation)
+        .where(Conversation.id == conversation_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def get_member(conversation_id: int, user_id: int) -> Member | None:
+    """Return a user's membership of a conversation."""
+    return db.session.get(Member, (conversation_id, user_id))
+
+
+def get_membership_with_conversation(
+    conversation_id: int, user_id: int
+) -> tuple[Conversation, Member] | None:
+    """Return the conversation and the user's membership of it in one query."""
+    row = db.session.execute(
+        sa.select(Conversation, Member)
+        .join(Member, Member.conversation_id == Conversation.id)
+        .where(Conversation.id == conversation_id, Member.user_id == user_id)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def find_group_by_title(user_id: int, title: str) -> tuple[Conversation, Member] | None:
+    """Return the user's oldest group with this title, and the membership."""
+    row = db.session.execute(
+        sa.select(Conversation, Member)
+        .join(Member, Member.conversation_id == Conversation.id)
+        .where(Member.user_id == user_id, Conversation.kind == "group", Conversation.title == title)
+        .order_by(Conversation.id)
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def list_members(conversation_id: int) -> Sequence[Member]:
+    """Members of a conversation, longest-standing first."""
+    return db.session.scalars(
+        sa.select(Member)
+        .where(Member.conversation_id == conversation_id)
+        .order_by(Member.joined_at, Member.user_id)
+    ).all()
+
+
+def delete_member(member: Member) -> None:
+    """Remove a membership row."""
+    db.session.delete(member)
+    db.session.flush()
+
+
+def _snapshot_activity(as_of: datetime) -> sa.ColumnElement[datetime]:
+    """Return a conversation's ``last_activity_at`` as it was at ``as_of``.
+
+    Conversations active since then take their newest message sent up to ``as_of`` (or their
+    creation), so that a list paged from one snapshot keeps one order while messages arrive.
+    """
+    newest_then = (
+        sa.select(sa.func.max(Message.created_at))
+        .where(Message.conversation_id == Conversation.id, Message.created_at <= as_of)
+        .scalar_subquery()
+    )
+    return sa.case(
+        (Conversation.last_activity_at <= as_of, Conversation.last_activity_at),
+        else_=sa.func.coalesce(newest_then, Conversation.created_at),
+    )
+
+
+def list_user_conversations(
+    user_id: int,
+    as_of: datetime,
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> Sequence[sa.Row[tuple[Conversation, Member, datetime]]]:
+    """Return the user's conversations by activity as of ``as_of``, newest first, after a keyset."""
+    activity = _snapshot_activity(as_of).label("activity")
+    inner = (
+        sa.select(Conversation.id.label("cid"), activity)
+        .join(Member, Member.conversation_id == Conversation.id)
+        .where(Member.user_id == user_id, Conversation.created_at <= as_of)
+        .subquery()
+    )
+    stmt = (
+        sa.select(Conversation, Member, inner.c.activity)
+        .join(inner, inner.c.cid == Conversation.id)
+        .join(Member, sa.and_(Member.conversation_id == Conversation.id, Member.user_id == user_id))
+        .order_by(inner.c.activity.desc(), Conversation.id.desc())
+        .limit(limit)
+    )
+    if after is not None:
+        key = sa.tuple_(sa.literal(after[0], UTCDateTime), sa.literal(after[1]))
+        stmt = stmt.where(sa.tuple_(inner.c.activity, Conversation.id) < key)
+    return db.session.execute(stmt).all()
+
+
+def last_messages(conversation_ids: Sequence[int]) -> dict[int, Message]:
+    """Return the newest message of each conversation (tombstones included)."""
+    if not conversation_ids:
+        return {}
+    rows = db.session.scalars(
+        sa.select(Message)
+        .join(
+            Conversation,
+            sa.and_(
+                Conversation.id == Message.conversation_id, Message.seq == Conversation.last_seq
+            ),
+        )
+        .where(Conversation.id.in_(conversation_ids))
+    ).all()
+    return {m.conversation_id: m for m in rows}
+
+
+def unread_counts(user_id: int, conversation_ids: Sequence[int]) -> dict[int, int]:
+    """Exact unread counts: others' live messages above the user's read marker."""
+    if not conversation_ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(Message.conversation_id, sa.func.count())
+        .join(
+            Member,
+            sa.and_(Member.conversation_id == Message.conversation_id, Member.user_id == user_id),
+        )
+        .where(
+            Message.conversation_id.in_(conversation_ids),
+            Message.seq > Member.last_read_seq,
+            Message.sender_id != user_id,
+            Message.deleted_at.is_(None),
+        )
+        .group_by(Message.conversation_id)
+    ).all()
+    return {cid: count for cid, count in rows}
+
+
+def member_counts(conversation_ids: Sequence[int]) -> dict[int, int]:
+    """Count the members of each conversation."""
+    if not conversation_ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(Member.conversation_id, sa.func.count())
+        .where(Member.conversation_id.in_(conversation_ids))
+        .group_by(Member.conversation_id)
+    ).all()
+    return {cid: count for cid, count in rows}
+
+
+def savepoint() -> sa.orm.SessionTransaction:
+    """Open a SAVEPOINT: a failed insert inside it leaves the outer transaction usable."""
+    return db.session.begin_nested()
+
+
+def advance_read_marker(conversation_id: int, user_id: int, seq: int) -> None:
+    """Move a read marker forward only, atomically (a concurrent larger move wins)."""
+    db.session.execute(
+        sa.update(Member)
+        .where(
+            Member.conversation_id == conversation_id,
+            Member.user_id == user_id,
+            Member.last_read_seq < seq,
+        )
+        .values(last_read_seq=seq)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def set_read_marker(conversation_id: int, user_id: int, seq: int) -> None:
+    """Set a read marker to ``seq``, backwards too."""
+    db.session.execute(
+        sa.update(Member)
+        .where(Member.conversation_id == conversation_id, Member.user_id == user_id)
+        .values(last_read_seq=seq)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def read_marker(conversation_id: int, user_id: int) -> int:
+    """Return a read marker as stored now."""
+    stmt = sa.select(Member.last_read_seq).where(
+        Member.conversation_id == conversation_id, Member.user_id == user_id
+    )
+    return db.session.scalar(stmt) or 0

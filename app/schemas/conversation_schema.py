@@ -1,0 +1,173 @@
+"""Schemas of the conversations domain: conversations, members, read markers and messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.core.utils import MAX_GROUP_MEMBERS, MAX_ID
+from app.schemas.fields import BodySchema, Text, UTCTimestamp
+from app.schemas.user_schema import UserSchema
+
+
+def IdField(**kwargs: Any) -> fields.Integer:  # noqa: N802 - reads as a field class
+    """Return a positive 64-bit id; strings and floats are not ids."""
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+def SeqField(minimum: int = 1, **kwargs: Any) -> fields.Integer:  # noqa: N802
+    """Return a message ``seq`` in a JSON body, at least ``minimum``."""
+    return fields.Integer(strict=True, validate=validate.Range(min=minimum, max=MAX_ID), **kwargs)
+
+
+class MessageSchema(Schema):
+    """A message; a deleted one keeps its ``seq`` with ``body: null``."""
+
+    id = fields.Integer()
+    conversation_id = fields.Integer()
+    seq = fields.Integer()
+    sender_id = fields.Integer()
+    body = fields.String(allow_none=True)
+    client_id = fields.String(allow_none=True)
+    created_at = UTCTimestamp()
+    edited_at = UTCTimestamp(allow_none=True)
+    deleted = fields.Boolean()
+
+
+class ConversationSchema(Schema):
+    """A conversation as the caller sees it."""
+
+    id = fields.Integer()
+    kind = fields.String(metadata={"enum": ["direct", "group"]})
+    title = fields.String(allow_none=True)
+    created_at = UTCTimestamp()
+    created_by = fields.Integer()
+    last_seq = fields.Integer()
+    last_message = fields.Nested(MessageSchema, allow_none=True)
+    last_activity_at = UTCTimestamp()
+    my_role = fields.String(metadata={"enum": ["owner", "member"]})
+    my_last_read_seq = fields.Integer()
+    unread_count = fields.Integer()
+    member_count = fields.Integer()
+
+
+class ConversationPageSchema(Schema):
+    """A page of conversations."""
+
+    items = fields.List(fields.Nested(ConversationSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ConversationCreateSchema(BodySchema):
+    """``POST /conversations``: a direct conversation with one user, or a titled group."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(["direct", "group"]))
+    title = Text(strip=True, validate=validate.Length(min=1, max=200))
+    member_ids = fields.List(
+        IdField(),
+        required=True,
+        validate=validate.Length(max=MAX_GROUP_MEMBERS),
+        metadata={
+            "description": "direct: exactly one user id (your own for notes to self); "
+            "group: up to 499 others."
+        },
+    )
+
+    @validates_schema
+    def check_kind(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """Direct conversations name one other user and have no title; groups need a title."""
+        if data.get("kind") == "direct":
+            if len(data.get("member_ids", [])) != 1:
+                raise ValidationError("A direct conversation names exactly one user.", "member_ids")
+            if "title" in data:
+                raise ValidationError("A direct conversation has no title.", "title")
+        elif data.get("kind") == "group" and "title" not in data:
+            raise ValidationError("Missing data for required field.", "title")
+
+
+class ConversationUpdateSchema(BodySchema):
+    """``PATCH /conversations/{id}``."""
+
+    title = Text(required=True, strip=True, validate=validate.Length(min=1, max=200))
+
+
+class MemberSchema(Schema):
+    """A member of a conversation."""
+
+    user = fields.Nested(UserSchema)
+    role = fields.String(metadata={"enum": ["owner", "member"]})
+    joined_at = UTCTimestamp()
+    last_read_seq = fields.Integer()
+
+
+class MemberListSchema(Schema):
+    """All members of a conversation."""
+
+    items = fields.List(fields.Nested(MemberSchema))
+
+
+class MembersAddSchema(BodySchema):
+    """``POST /conversations/{id}/members``."""
+
+    user_ids = fields.List(
+        IdField(), required=True, validate=validate.Length(min=1, max=MAX_GROUP_MEMBERS)
+    )
+
+
+class ReadMarkerSchema(BodySchema):
+    """``POST /conversations/{id}/read``: everything up to ``seq`` is read (0 is a no-op)."""
+
+    seq = SeqField(minimum=0, required=True)
+
+
+class UnreadMarkerSchema(BodySchema):
+    """``POST /conversations/{id}/unread``: unread from message ``seq`` on."""
+
+    seq = SeqField(required=True)
+
+
+class ReadStateSchema(Schema):
+    """The caller's read marker and unread count after a change."""
+
+    last_read_seq = fields.Integer()
+    unread_count = fields.Integer()
+
+
+class MessageCreateSchema(BodySchema):
+    """``POST …/messages``."""
+
+    body = Text(required=True, strip=True, validate=validate.Length(min=1, max=10_000))
+    client_id = Text(
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "description": "Idempotency key: a retry with the same value stores nothing new."
+        },
+    )
+
+
+class MessageUpdateSchema(BodySchema):
+    """``PATCH …/messages/{seq}``."""
+
+    body = Text(required=True, strip=True, validate=validate.Length(min=1, max=10_000))
+
+
+class MessageQuerySchema(Schema):
+    """``GET …/messages?before=&after=&limit=``."""
+
+    before = fields.Integer(
+        validate=validate.Range(min=1, max=MAX_ID),
+        metadata={"description": "The `limit` messages just below this seq."},
+    )
+    after = fields.Integer(
+        validate=validate.Range(min=0, max=MAX_ID),
+        metadata={"description": "The `limit` messages just above this seq."},
+    )
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class MessagePageSchema(Schema):
+    """A page of messages in ascending ``seq``."""
+
+    items = fields.List(fields.Nested(MessageSchema))
+    has_more = fields.Boolean()

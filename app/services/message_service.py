@@ -1,0 +1,127 @@
+"""Messages: gap-free ``seq`` per conversation, idempotent sends, edits and tombstones.
+
+A send locks its conversation's row, then checks the sender's ``client_id``, then takes
+``last_seq + 1``: sends to one conversation are serialised by that lock, so their ``seq`` values
+follow the order in which the server accepted them, with no gap (a failed send rolls its bump
+back) and no repeat (``(conversation_id, seq)`` is unique). A retry with the same ``client_id``
+finds the first message under the lock; the unique ``(conversation, sender, client_id)``
+constraint backs that up if two retries ever raced past it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy.exc as sa_exc
+
+from app.core.errors import ConflictError, ForbiddenError, NotFoundError
+from app.crud import message_crud
+from app.database.base import utcnow
+from app.database.connection import transactional
+from app.models.conversation_models import Message
+from app.services import conversation_service
+
+
+def _same_send(message: Message, body: str) -> Message:
+    if message.deleted or message.body == body:
+        return message
+    raise ConflictError("This client_id was already used for a different message.")
+
+
+def send_message(
+    conversation_id: int, sender_id: int, body: str, client_id: str | None
+) -> tuple[Message, bool]:
+    """Store a message, or return the one first stored under ``client_id``; True when new.
+
+    Sending moves the sender's own read marker to the new message.
+    """
+    try:
+        return _send(conversation_id, sender_id, body, client_id)
+    except sa_exc.IntegrityError:
+        if client_id is None:  # pragma: no cover - seq is assigned under the row lock
+            raise
+        return _replay(conversation_id, sender_id, body, client_id), False
+
+
+@transactional
+def _send(
+    conversation_id: int, sender_id: int, body: str, client_id: str | None
+) -> tuple[Message, bool]:
+    conversation, member = conversation_service.lock_for_member(conversation_id, sender_id)
+    if client_id is not None:
+        existing = message_crud.get_by_client_id(conversation_id, sender_id, client_id)
+        if existing is not None:
+            return _same_send(existing, body), False
+    now = utcnow()
+    conversation.last_seq += 1
+    conversation.last_activity_at = now
+    message = message_crud.add_message(
+        Message(
+            conversation_id=conversation_id,
+            seq=conversation.last_seq,
+            sender_id=sender_id,
+            body=body,
+            client_id=client_id,
+            created_at=now,
+        )
+    )
+    member.last_read_seq = conversation.last_seq
+    return message, True
+
+
+@transactional
+def _replay(conversation_id: int, sender_id: int, body: str, client_id: str) -> Message:
+    conversation_service.require_membership(conversation_id, sender_id)
+    existing = message_crud.get_by_client_id(conversation_id, sender_id, client_id)
+    if existing is None:  # pragma: no cover - the constraint that fired names this row
+        raise ConflictError("The message could not be stored; try again.")
+    return _same_send(existing, body)
+
+
+def list_messages(
+    conversation_id: int, user_id: int, before: int | None, after: int | None, limit: int
+) -> dict[str, Any]:
+    """Return a page of history in ascending ``seq`` (see ``message_crud.list_messages``)."""
+    conversation_service.require_membership(conversation_id, user_id)
+    items, has_more = message_crud.list_messages(conversation_id, before, after, limit)
+    return {"items": items, "has_more": has_more}
+
+
+def get_message(conversation_id: int, user_id: int, seq: int) -> Message:
+    """One message of one of the caller's conversations."""
+    conversation_service.require_membership(conversation_id, user_id)
+    message = message_crud.get_message(conversation_id, seq)
+    if message is None:
+        raise NotFoundError("No such message.")
+    return message
+
+
+@transactional
+def edit_message(conversation_id: int, user_id: int, seq: int, body: str) -> Message:
+    """Change a message's body (its sender only); a deleted message cannot be edited."""
+    conversation_service.lock_for_member(conversation_id, user_id)
+    message = message_crud.get_message(conversation_id, seq)
+    if message is None:
+        raise NotFoundError("No such message.")
+    if message.sender_id != user_id:
+        raise ForbiddenError("Only the sender can edit a message.")
+    if message.deleted:
+        raise ConflictError("A deleted message cannot be edited.")
+    message.body = body
+    message.edited_at = utcnow()
+    return message
+
+
+@transactional
+def delete_message(conversation_id: int, user_id: int, seq: int) -> None:
+    """Delete a message (its sender, or a group owner), leaving a tombstone with its ``seq``."""
+    conversation, member = conversation_service.lock_for_member(conversation_id, user_id)
+    message = message_crud.get_message(conversation_id, seq)
+    if message is None:
+        raise NotFoundError("No such message.")
+    is_group_owner = conversation.kind == "group" and member.role == "owner"
+    if message.sender_id != user_id and not is_group_owner:
+        raise ForbiddenError("Only the sender or a group owner can delete a message.")
+    if not message.deleted:
+        message.body = None
+        message.deleted_at = utcnow()

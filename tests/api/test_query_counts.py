@@ -1,0 +1,86 @@
+"""Lists cost a fixed number of SQL statements, whatever the page size or data volume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.database import db
+from tests.factories import Chat, UserFactory
+
+
+@contextmanager
+def counting(app: Flask) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if (
+            not statement.lstrip()
+            .upper()
+            .startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"))
+        ):
+            statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def test_conversation_list_statements_do_not_grow(
+    app: Flask, client: FlaskClient, users: UserFactory, chat: Chat
+) -> None:
+    alice = users.create("alice")
+    friends = [users.create(f"f{i}") for i in range(12)]
+    for friend in friends:
+        conversation = chat.direct(alice, friend)
+        chat.send(friend, conversation["id"], "hi")
+        chat.send(alice, conversation["id"], "hello")
+    counts = {}
+    for limit in (1, 5, 12):
+        with counting(app) as statements:
+            response = client.get(f"/api/v1/conversations?limit={limit}", headers=alice.headers)
+        assert response.status_code == 200 and len(response.get_json()["items"]) == limit
+        counts[limit] = len(statements)
+    assert len(set(counts.values())) == 1, counts
+    assert counts[1] <= 5, counts
+
+
+def test_history_statements_do_not_grow(
+    app: Flask, client: FlaskClient, users: UserFactory, chat: Chat
+) -> None:
+    alice, bob = users.create("alice"), users.create("bob")
+    conversation = chat.direct(alice, bob)
+    for i in range(30):
+        chat.send(bob if i % 2 else alice, conversation["id"], f"m{i}")
+    counts = {}
+    for limit in (1, 10, 30):
+        with counting(app) as statements:
+            response = client.get(
+                f"/api/v1/conversations/{conversation['id']}/messages?limit={limit}",
+                headers=alice.headers,
+            )
+        assert len(response.get_json()["items"]) == limit
+        counts[limit] = len(statements)
+    assert len(set(counts.values())) == 1 and counts[1] <= 3, counts
+
+
+def test_members_statements_do_not_grow(
+    app: Flask, client: FlaskClient, users: UserFactory, chat: Chat
+) -> None:
+    owner = users.create("owner")
+    small = chat.group(owner, users.create("a1"))
+    large = chat.group(owner, *[users.create(f"b{i}", login=False) for i in range(10)])
+    counts = []
+    for group in (small, large):
+        with counting(app) as statements:
+            client.get(f"/api/v1/conversations/{group['id']}/members", headers=owner.headers)
+        counts.append(len(statements))
+    assert counts[0] == counts[1], counts
