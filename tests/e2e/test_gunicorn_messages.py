@@ -121,3 +121,103 @@ def test_concurrent_direct_starts_make_one_conversation(app: Flask, server: str)
     assert {status for status, _ in outcomes} <= {200, 201}, outcomes
     assert len({cid for _, cid in outcomes}) == 1
     assert sum(1 for status, _ in outcomes if status == 201) == 1
+
+
+def test_every_conversation_endpoint_over_http(app: Flask, server: str) -> None:
+    api = f"{server}/api/v1"
+    names = ("owner_w", "member_w", "joiner_w")
+    tokens = {n: register_and_login(server, n)["access_token"] for n in names}
+    ids = {
+        n: requests.get(f"{api}/users/me", headers=bearer(t), timeout=10).json()["id"]
+        for n, t in tokens.items()
+    }
+    h = {n: bearer(t) for n, t in tokens.items()}
+    with requests.Session() as http:
+        direct = http.post(
+            f"{api}/conversations",
+            json={"kind": "direct", "member_ids": [ids["member_w"]]},
+            headers=h["owner_w"],
+            timeout=10,
+        )
+        assert direct.status_code == 201
+        group = http.post(
+            f"{api}/conversations",
+            json={"kind": "group", "title": "walk", "member_ids": [ids["member_w"]]},
+            headers=h["owner_w"],
+            timeout=10,
+        ).json()
+        cid = group["id"]
+        base = f"{api}/conversations/{cid}"
+        assert (
+            http.patch(base, json={"title": "walk 2"}, headers=h["owner_w"], timeout=10).json()[
+                "title"
+            ]
+            == "walk 2"
+        )
+        added = http.post(
+            f"{base}/members",
+            json={"user_ids": [ids["joiner_w"]]},
+            headers=h["owner_w"],
+            timeout=10,
+        )
+        assert len(added.json()["items"]) == 3
+        assert (
+            len(http.get(f"{base}/members", headers=h["member_w"], timeout=10).json()["items"]) == 3
+        )
+        sent = http.post(
+            f"{base}/messages",
+            json={"body": "hello", "client_id": "w1"},
+            headers=h["member_w"],
+            timeout=10,
+        )
+        assert sent.status_code == 201 and sent.json()["seq"] == 1
+        assert (
+            http.post(
+                f"{base}/messages",
+                json={"body": "hello", "client_id": "w1"},
+                headers=h["member_w"],
+                timeout=10,
+            ).status_code
+            == 200
+        )
+        http.post(f"{base}/messages", json={"body": "second"}, headers=h["owner_w"], timeout=10)
+        assert http.patch(
+            f"{base}/messages/1", json={"body": "hello!"}, headers=h["member_w"], timeout=10
+        ).json()["edited_at"]
+        assert (
+            http.get(f"{base}/messages/1", headers=h["joiner_w"], timeout=10).json()["body"]
+            == "hello!"
+        )
+        page = http.get(
+            f"{base}/messages", params={"limit": 1}, headers=h["joiner_w"], timeout=10
+        ).json()
+        assert [m["seq"] for m in page["items"]] == [2] and page["has_more"] is True
+        listed = http.get(f"{api}/conversations", headers=h["member_w"], timeout=10).json()["items"]
+        assert [c["id"] for c in listed][0] == cid and listed[0]["unread_count"] == 1
+        assert http.post(
+            f"{base}/read", json={"seq": 2}, headers=h["member_w"], timeout=10
+        ).json() == {"last_read_seq": 2, "unread_count": 0}
+        assert http.post(
+            f"{base}/unread", json={"seq": 2}, headers=h["member_w"], timeout=10
+        ).json() == {"last_read_seq": 1, "unread_count": 1}
+        assert (
+            http.delete(f"{base}/messages/2", headers=h["owner_w"], timeout=10).status_code == 204
+        )
+        assert http.get(f"{base}", headers=h["member_w"], timeout=10).json()["unread_count"] == 0
+        assert (
+            http.delete(
+                f"{base}/members/{ids['joiner_w']}", headers=h["owner_w"], timeout=10
+            ).status_code
+            == 204
+        )
+        gone = http.get(base, headers=h["joiner_w"], timeout=10)
+        assert (
+            gone.status_code == 404 and gone.headers["Content-Type"] == "application/problem+json"
+        )
+        assert (
+            http.delete(
+                f"{base}/members/{ids['owner_w']}", headers=h["owner_w"], timeout=10
+            ).status_code
+            == 204
+        )
+        assert http.get(base, headers=h["member_w"], timeout=10).json()["my_role"] == "owner"
