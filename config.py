@@ -72,6 +72,14 @@ class Config:
     # Optional services
     REDIS_URL = os.environ.get("REDIS_URL", "")
 
+    # Events
+    #: Days events are kept; older cursors get 410 cursor_expired.
+    EVENTS_RETENTION_DAYS = as_int(os.environ.get("EVENTS_RETENTION_DAYS"), 7)
+    #: How often a waiting reader checks the database when no wake-up arrives (no Redis).
+    EVENTS_POLL_SECONDS = float(os.environ.get("EVENTS_POLL_SECONDS") or 1.0)
+    #: Seconds between keep-alive comments on an idle event stream.
+    EVENTS_KEEPALIVE_SECONDS = float(os.environ.get("EVENTS_KEEPALIVE_SECONDS") or 15.0)
+
     # Tokens
     JWT_ALGORITHM = "HS256"
     JWT_DECODE_ALGORITHMS = ["HS256"]

@@ -7,9 +7,10 @@ bind = (
     or f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 )
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-# Sync workers with one thread each; threads > 1 switches to gthread (needed for long-lived
-# connections). See the README's "Deploying" section for the measurements behind the default.
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+# gthread: each long-poll or event stream holds a thread while it waits (without a database
+# connection), so ordinary requests keep the other threads. GUNICORN_THREADS=1 gives plain sync
+# workers, for deployments that serve no events. See the README's "Deploying" section.
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or ("gthread" if threads > 1 else "sync")
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))

@@ -80,6 +80,24 @@ def register_extensions(app: Flask) -> None:
     init_jwt(jwt)
     init_request_logging(app)
     init_request_checks(app)
+    install_event_hooks()
+
+
+_event_hooks_installed = False
+
+
+def install_event_hooks() -> None:
+    """Wake event readers after each commit that wrote events (hooks set once per process)."""
+    global _event_hooks_installed
+    if _event_hooks_installed:
+        return
+    from sqlalchemy.orm import Session
+
+    from app.services import event_service
+
+    sa.event.listen(Session, "after_commit", event_service.after_commit)
+    sa.event.listen(Session, "after_rollback", event_service.after_rollback)
+    _event_hooks_installed = True
 
 
 def register_api(app: Flask) -> None:

@@ -11,9 +11,16 @@ from marshmallow import ValidationError
 
 from app.core.errors import AppError
 from app.schemas.auth_schema import RegisterSchema
-from app.services import auth_service, conversation_service, message_service, user_service
+from app.services import (
+    auth_service,
+    conversation_service,
+    event_service,
+    message_service,
+    user_service,
+)
 
 users_cli = AppGroup("users", help="Manage user accounts.")
+events_cli = AppGroup("events", help="The event log.")
 auth_cli = AppGroup("auth", help="Sessions and tokens.")
 
 DEMO_PASSWORD = "parley-demo-password"
@@ -117,8 +124,20 @@ def prune_command() -> None:
     click.echo(f"pruned {removed} session(s)")
 
 
+@events_cli.command("prune")
+@click.option("--days", type=int, default=None, help="Retention in days (default: configured).")
+def prune_events_command(days: int | None) -> None:
+    """Delete events older than the retention window (safe to run from cron)."""
+    from flask import current_app
+
+    retention = days if days is not None else int(current_app.config["EVENTS_RETENTION_DAYS"])
+    removed = event_service.prune(retention)
+    click.echo(f"pruned {removed} event(s) older than {retention} day(s)")
+
+
 def register(app: Flask) -> None:
     """Attach the command groups to the app."""
     app.cli.add_command(users_cli)
+    app.cli.add_command(events_cli)
     app.cli.add_command(auth_cli)
     app.cli.add_command(seed_command)

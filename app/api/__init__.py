@@ -13,9 +13,11 @@ def register_blueprints(api: Api) -> None:
         admin_routes,
         auth_routes,
         conversation_routes,
+        event_routes,
         message_routes,
         user_routes,
     )
 
-    for module in (auth_routes, user_routes, admin_routes, conversation_routes, message_routes):
+    modules = (auth_routes, user_routes, admin_routes, conversation_routes, message_routes)
+    for module in (*modules, event_routes):
         api.register_blueprint(module.blp, url_prefix=f"{API_PREFIX}{module.blp.url_prefix}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from werkzeug.routing import IntegerConverter
 
 #: Largest id a client may send; anything above cannot exist and never reaches the database.
@@ -19,3 +21,9 @@ class IdConverter(IntegerConverter):
 
     def __init__(self, map: object) -> None:  # noqa: A002 - Werkzeug's parameter name
         super().__init__(map, min=1, max=MAX_ID)  # type: ignore[arg-type]
+
+
+def iso_z(moment: datetime) -> str:
+    """Format a timestamp as ISO 8601 in UTC with milliseconds and ``Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

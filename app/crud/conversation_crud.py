@@ -74,6 +74,31 @@ def find_group_by_title(user_id: int, title: str) -> tuple[Conversation, Member]
     return (row[0], row[1]) if row else None
 
 
+def member_ids(conversation_id: int) -> list[int]:
+    """Return the user ids of a conversation's members."""
+    stmt = sa.select(Member.user_id).where(Member.conversation_id == conversation_id)
+    return list(db.session.scalars(stmt))
+
+
+def unread_counts_of_members(conversation_id: int) -> dict[int, int]:
+    """Return every member's unread count in one conversation (one grouped query)."""
+    rows = db.session.execute(
+        sa.select(Member.user_id, sa.func.count(Message.id))
+        .join(
+            Message,
+            sa.and_(
+                Message.conversation_id == Member.conversation_id,
+                Message.seq > Member.last_read_seq,
+                Message.sender_id != Member.user_id,
+                Message.deleted_at.is_(None),
+            ),
+        )
+        .where(Member.conversation_id == conversation_id)
+        .group_by(Member.user_id)
+    ).all()
+    return {user_id: count for user_id, count in rows}
+
+
 def list_members(conversation_id: int) -> Sequence[Member]:
     """Members of a conversation, longest-standing first."""
     return db.session.scalars(

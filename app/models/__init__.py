@@ -2,6 +2,16 @@
 
 from app.models.auth_models import AuthSession, RefreshToken
 from app.models.conversation_models import Conversation, Member, Message
+from app.models.event_models import EventCounter, UserEvent
 from app.models.user_models import User
 
-__all__ = ["AuthSession", "Conversation", "Member", "Message", "RefreshToken", "User"]
+__all__ = [
+    "AuthSession",
+    "Conversation",
+    "EventCounter",
+    "Member",
+    "Message",
+    "RefreshToken",
+    "User",
+    "UserEvent",
+]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from app.core.utils import iso_z
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -59,10 +60,7 @@ class UTCTimestamp(fields.DateTime):
     """ISO 8601 in UTC with a ``Z`` suffix and milliseconds: ``2026-11-26T10:15:00.123Z``."""
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        if value is None:
-            return None
-        moment: datetime = value.astimezone(UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return None if value is None else iso_z(value)
 
 
 class BodySchema(Schema):

@@ -19,8 +19,8 @@ from app.core.utils import MAX_GROUP_MEMBERS
 from app.crud import conversation_crud, message_crud
 from app.database.base import utcnow
 from app.database.connection import transactional
-from app.models.conversation_models import Conversation, Member
-from app.services import user_service
+from app.models.conversation_models import Conversation, Member, Message
+from app.services import event_service, user_service
 
 
 def _not_found() -> NotFoundError:
@@ -82,6 +82,51 @@ def _views(pairs: Sequence[tuple[Conversation, Member]], user_id: int) -> list[d
     ]
 
 
+def _member_views_of(conversation: Conversation) -> dict[int, dict[str, Any]]:
+    """Every member's view of a conversation, for per-recipient events (four queries)."""
+    members = conversation_crud.list_members(conversation.id)
+    last = conversation_crud.last_messages([conversation.id]).get(conversation.id)
+    unread = conversation_crud.unread_counts_of_members(conversation.id)
+    return {
+        m.user_id: {
+            "id": conversation.id,
+            "kind": conversation.kind,
+            "title": conversation.title,
+            "created_at": conversation.created_at,
+            "created_by": conversation.created_by,
+            "last_seq": conversation.last_seq,
+            "last_message": message_data(last) if last else None,
+            "last_activity_at": conversation.last_activity_at,
+            "my_role": m.role,
+            "my_last_read_seq": m.last_read_seq,
+            "unread_count": unread.get(m.user_id, 0),
+            "member_count": len(members),
+        }
+        for m in members
+    }
+
+
+def message_data(message: Message) -> dict[str, Any]:
+    """Return a message as events carry it (the Message resource)."""
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "sender_id": message.sender_id,
+        "body": message.body,
+        "client_id": message.client_id,
+        "created_at": message.created_at,
+        "edited_at": message.edited_at,
+        "deleted": message.deleted,
+    }
+
+
+def emit_conversation(kind: str, conversation: Conversation) -> tuple[list[int], str, int, Any]:
+    """Build the event of a conversation change, each member's own view as its data."""
+    views = _member_views_of(conversation)
+    return (list(views), kind, conversation.id, views.__getitem__)
+
+
 @transactional
 def start_direct(user_id: int, other_id: int) -> tuple[dict[str, Any], bool]:
     """Return the pair's direct conversation, creating it if needed; True when created.
@@ -109,6 +154,7 @@ def start_direct(user_id: int, other_id: int) -> tuple[dict[str, Any], bool]:
                     Member(conversation_id=existing.id, user_id=uid, role="member", joined_at=now)
                     for uid in sorted({low, high})
                 )
+                event_service.emit([emit_conversation("conversation.created", existing)])
             created = True
         except sa_exc.IntegrityError:  # the other request created it first
             existing = conversation_crud.get_direct_conversation(key)
@@ -146,6 +192,7 @@ def create_group(user_id: int, title: str, member_ids: Sequence[int]) -> dict[st
             for uid in others
         ]
     )
+    event_service.emit([emit_conversation("conversation.created", conversation)])
     return _view(*require_membership(conversation.id, user_id))
 
 
@@ -204,7 +251,13 @@ def update_title(conversation_id: int, user_id: int, title: str) -> dict[str, An
     if member.role != "owner":
         raise ForbiddenError("Only an owner can rename the conversation.")
     conversation.title = title
+    event_service.emit([emit_conversation("conversation.updated", conversation)])
     return _view(conversation, member)
+
+
+def member_ids(conversation_id: int) -> list[int]:
+    """Return the ids of a conversation's members (for this domain's services)."""
+    return conversation_crud.member_ids(conversation_id)
 
 
 def list_members(conversation_id: int, user_id: int) -> list[dict[str, Any]]:
@@ -256,7 +309,18 @@ def add_members(
         )
         for uid in new_ids
     )
-    return _member_views(conversation_crud.list_members(conversation_id))
+    members = _member_views(conversation_crud.list_members(conversation_id))
+    if new_ids:
+        everyone = [m["user"]["id"] for m in members]
+        event_service.emit(
+            [
+                (everyone, "member.added", conversation_id, m)
+                for m in members
+                if m["user"]["id"] in new_ids
+            ]
+            + [emit_conversation("conversation.updated", conversation)]
+        )
+    return members
 
 
 @transactional
@@ -275,10 +339,20 @@ def remove_member(conversation_id: int, user_id: int, target_id: int) -> None:
     )
     if target is None:
         raise NotFoundError("No such member.")
+    removed = _member_views([target])[0]
     conversation_crud.delete_member(target)
     remaining = conversation_crud.list_members(conversation_id)
+    heir = None
     if remaining and not any(m.role == "owner" for m in remaining):
-        remaining[0].role = "owner"
+        heir = remaining[0]
+        heir.role = "owner"
+    stayers = [m.user_id for m in remaining]
+    events = [(stayers + [target_id], "member.removed", conversation_id, removed)]
+    if heir is not None:  # a role change is announced as the member after the change
+        events.append((stayers, "member.added", conversation_id, _member_views([heir])[0]))
+    if remaining:
+        events.append(emit_conversation("conversation.updated", conversation))
+    event_service.emit(events)
 
 
 @transactional
@@ -288,6 +362,7 @@ def mark_read(conversation_id: int, user_id: int, seq: int) -> dict[str, int]:
     target = min(seq, conversation.last_seq)
     if target > member.last_read_seq:
         conversation_crud.advance_read_marker(conversation_id, user_id, target)
+        _emit_read(conversation_id, user_id)
     return _read_state(
         conversation_id, user_id, conversation_crud.read_marker(conversation_id, user_id)
     )
@@ -299,7 +374,22 @@ def mark_unread(conversation_id: int, user_id: int, seq: int) -> dict[str, int]:
     conversation, _ = require_membership(conversation_id, user_id)
     marker = min(seq - 1, conversation.last_seq)
     conversation_crud.set_read_marker(conversation_id, user_id, marker)
+    _emit_read(conversation_id, user_id)
     return _read_state(conversation_id, user_id, marker)
+
+
+def _emit_read(conversation_id: int, user_id: int) -> None:
+    marker = conversation_crud.read_marker(conversation_id, user_id)
+    event_service.emit(
+        [
+            (
+                conversation_crud.member_ids(conversation_id),
+                "read.updated",
+                conversation_id,
+                {"user_id": user_id, "last_read_seq": marker},
+            )
+        ]
+    )
 
 
 def _read_state(conversation_id: int, user_id: int, marker: int) -> dict[str, int]:

@@ -19,7 +19,7 @@ from app.crud import message_crud
 from app.database.base import utcnow
 from app.database.connection import transactional
 from app.models.conversation_models import Message
-from app.services import conversation_service
+from app.services import conversation_service, event_service
 
 
 def _same_send(message: Message, body: str) -> Message:
@@ -66,7 +66,15 @@ def _send(
         )
     )
     member.last_read_seq = conversation.last_seq
+    _emit("message.created", message)
     return message, True
+
+
+def _emit(kind: str, message: Message) -> None:
+    # Members cannot change meanwhile: every caller holds the conversation's row lock.
+    recipients = conversation_service.member_ids(message.conversation_id)
+    data = conversation_service.message_data(message)
+    event_service.emit([(recipients, kind, message.conversation_id, data)])
 
 
 @transactional
@@ -109,6 +117,7 @@ def edit_message(conversation_id: int, user_id: int, seq: int, body: str) -> Mes
         raise ConflictError("A deleted message cannot be edited.")
     message.body = body
     message.edited_at = utcnow()
+    _emit("message.updated", message)
     return message
 
 
@@ -125,3 +134,4 @@ def delete_message(conversation_id: int, user_id: int, seq: int) -> None:
     if not message.deleted:
         message.body = None
         message.deleted_at = utcnow()
+        _emit("message.deleted", message)

@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 def start_gunicorn(
-    database_url: str, log_path: Path, workers: int = 3
+    database_url: str, log_path: Path, workers: int = 3, **extra_env: str
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``gunicorn -c gunicorn.conf.py wsgi:app`` in production mode; wait until it answers."""
     port = free_port()
@@ -39,6 +39,8 @@ def start_gunicorn(
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "LOG_LEVEL": "WARNING",
+        "GUNICORN_THREADS": "8",
+        **extra_env,
     }
     log = log_path.open("wb")
     process = subprocess.Popen(

@@ -1,0 +1,50 @@
+"""``/api/v1/events``: long-polling and Server-Sent Events on one per-user cursor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, request, stream_with_context
+from flask_jwt_extended import get_jwt
+
+from app.api.security import auth_required, current_user_id
+from app.extensions import Blueprint
+from app.schemas.event_schema import EventPageSchema, EventQuerySchema, StreamQuerySchema
+from app.services import auth_service, event_service
+
+blp = Blueprint("events", __name__, url_prefix="/events", description="Real-time events.")
+
+
+@blp.route("", methods=["GET"])
+@auth_required
+@blp.arguments(EventQuerySchema, location="query")
+@blp.response(200, EventPageSchema)
+@blp.alt_response(410, description="The cursor is older than the retention window: resync.")
+def poll_events(query: dict[str, Any]) -> Any:
+    """Return events after `since`, waiting up to `timeout` seconds for one."""
+    since = event_service.parse_cursor(query.get("since"))
+    return event_service.poll(current_user_id(), since, query["timeout"])
+
+
+@blp.route("/stream", methods=["GET"])
+@auth_required
+@blp.arguments(StreamQuerySchema, location="query")
+@blp.doc(responses={"200": {"description": "`text/event-stream`: one SSE event per Event."}})
+def stream_events(query: dict[str, Any]) -> Response:
+    """Stream events as Server-Sent Events (resumes after `Last-Event-ID`)."""
+    user_id = current_user_id()
+    claims = dict(get_jwt())
+    cursor = request.headers.get("Last-Event-ID") or query.get("since")
+    since = event_service.start_stream(user_id, cursor)
+    events = event_service.stream(
+        user_id,
+        since,
+        still_valid=lambda: auth_service.check_access(claims),
+        keepalive=float(current_app.config["EVENTS_KEEPALIVE_SECONDS"]),
+        expires_at=float(claims["exp"]),
+    )
+    return Response(
+        stream_with_context(events),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,217 @@
+"""Real-time events: a durable per-user log written in the same transaction as each change.
+
+Design: **fan-out on write**. Each change writes one row per concerned user into that user's
+log, at positions taken from a per-user counter whose row stays locked until the transaction
+commits. Positions therefore become visible in commit order: a transaction that started first
+but commits last simply takes the later positions, so a reader who passes back the last position
+it saw can never skip an event that commits late, and needs no safe-horizon guesswork. Reading
+is one indexed range scan of the reader's own log, which keeps long-polls cheap however many
+conversations exist; the price is one row per member per change (a message to a 500-member
+group writes 500 rows), which an index-only insert absorbs well. Fan-out on read would keep
+one row per change but needs a global commit-ordered position (a single global lock) or a
+horizon below every in-flight transaction, and a membership join on every read.
+
+A user who leaves a conversation stops receiving its events at once: reads skip events of
+conversations the user is no longer in (except their own removal).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import current_app
+
+from app.core.errors import AppError, ValidationFailedError
+from app.core.utils import iso_z
+from app.core.wakeup import Waker, get_waker
+from app.crud import event_crud
+from app.database import db
+from app.database.base import utcnow
+from app.database.connection import transactional
+from app.models.event_models import UserEvent
+
+BATCH = 200
+_PENDING_KEY = "parley_event_users"
+
+
+class CursorExpiredError(AppError):
+    """410: the cursor points before the retention window; the client must resync."""
+
+    status_code = 410
+    code = "cursor_expired"
+    message = "Events after this cursor are no longer kept; fetch the lists again."
+
+
+def waker() -> Waker:
+    """Return the wake-up hub of this process, configured from the app."""
+    config = current_app.config
+    return get_waker(config["REDIS_URL"], float(config["EVENTS_POLL_SECONDS"]))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_z(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def emit(events: Sequence[tuple[Sequence[int], str, int | None, Any]]) -> None:
+    """Write events, within the caller's transaction, to the logs of the users concerned.
+
+    Each item is ``(recipients, type, conversation_id, data)``; ``data`` is the resource after
+    the change, or a callable ``data(user_id)`` for per-recipient resources. All positions of
+    the transaction are taken at once, so counters are locked in one sorted pass.
+    """
+    counts: dict[int, int] = {}
+    for recipients, *_ in events:
+        for user_id in recipients:
+            counts[user_id] = counts.get(user_id, 0) + 1
+    if not counts:
+        return
+    next_seq = event_crud.allocate(counts)
+    now = utcnow()
+    rows = []
+    for recipients, kind, conversation_id, data in events:
+        for user_id in recipients:
+            payload = data(user_id) if callable(data) else data
+            subject = payload.get("user", {}).get("id") if kind.startswith("member.") else None
+            rows.append(
+                {
+                    "user_id": user_id,
+                    "seq": next_seq[user_id],
+                    "type": kind,
+                    "conversation_id": conversation_id,
+                    "subject_id": subject,
+                    "data": _jsonable(payload),
+                    "created_at": now,
+                }
+            )
+            next_seq[user_id] += 1
+    event_crud.add_events(rows)
+    pending: set[int] = db.session.info.setdefault(_PENDING_KEY, set())
+    pending.update(counts)
+
+
+def after_commit(session: Any) -> None:
+    """Wake the readers of the users whose logs the committed transaction wrote to."""
+    users = session.info.pop(_PENDING_KEY, None)
+    if users:
+        waker().publish(users)
+
+
+def after_rollback(session: Any) -> None:
+    """Forget the wake-ups of a transaction that did not commit."""
+    session.info.pop(_PENDING_KEY, None)
+
+
+def _event_view(event: UserEvent) -> dict[str, Any]:
+    return {
+        "cursor": str(event.seq),
+        "type": event.type,
+        "conversation_id": event.conversation_id,
+        "data": event.data,
+        "created_at": event.created_at,
+    }
+
+
+def parse_cursor(cursor: str | None) -> int | None:
+    """Turn a client's cursor into a log position (422 when it is not one of ours)."""
+    if cursor is None:
+        return None
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise ValidationFailedError(
+            "The cursor is malformed.", errors={"query": {"since": ["Invalid cursor."]}}
+        )
+    return int(cursor)
+
+
+def _check_cursor(user_id: int, since: int) -> int:
+    last, pruned = event_crud.positions(user_id)
+    if since < pruned:
+        raise CursorExpiredError()
+    if since > last:
+        raise ValidationFailedError(
+            "The cursor is ahead of this user's events.",
+            errors={"query": {"since": ["Unknown cursor."]}},
+        )
+    return last
+
+
+def poll(user_id: int, since: int | None, timeout: float) -> dict[str, Any]:
+    """Return the events after ``since``, waiting up to ``timeout`` seconds for the first one.
+
+    Without ``since``: no events, and the current cursor as a starting point. The database
+    connection goes back to the pool while the request waits.
+    """
+    hub = waker()
+    if since is None:
+        last, _ = event_crud.positions(user_id)
+        event_crud.end_read()
+        return {"events": [], "next": str(last)}
+    _check_cursor(user_id, since)
+    deadline = time.monotonic() + timeout
+    while True:
+        version = hub.version(user_id)
+        events, scanned = event_crud.events_after(user_id, since, BATCH)
+        views = [_event_view(e) for e in events]
+        event_crud.end_read()
+        since = scanned
+        remaining = deadline - time.monotonic()
+        if views or remaining <= 0:
+            return {"events": views, "next": str(since)}
+        hub.wait(user_id, version, remaining)
+
+
+def stream(
+    user_id: int, since: int, still_valid: Any, keepalive: float, expires_at: float
+) -> Iterator[str]:
+    """Yield Server-Sent Events after ``since`` until the token expires or its session ends."""
+    hub = waker()
+    last_sent = time.monotonic()
+    yield "retry: 2000\n\n"
+    while True:
+        now = time.monotonic()
+        if time.time() >= expires_at or not still_valid():
+            event_crud.end_read()
+            return
+        version = hub.version(user_id)
+        events, scanned = event_crud.events_after(user_id, since, BATCH)
+        views = [_event_view(e) for e in events]
+        event_crud.end_read()
+        since = scanned
+        for view in views:
+            body = json.dumps(_jsonable(view), separators=(",", ":"))
+            yield f"id: {view['cursor']}\nevent: {view['type']}\ndata: {body}\n\n"
+            last_sent = time.monotonic()
+        if views:
+            continue
+        if now - last_sent >= keepalive:
+            yield ": keep-alive\n\n"
+            last_sent = time.monotonic()
+        wait_for = min(keepalive - (time.monotonic() - last_sent), expires_at - time.time())
+        hub.wait(user_id, version, max(wait_for, 0.05))
+
+
+def start_stream(user_id: int, cursor: str | None) -> int:
+    """Validate where a stream starts: after ``cursor``, or at the current position."""
+    since = parse_cursor(cursor)
+    if since is None:
+        last, _ = event_crud.positions(user_id)
+        event_crud.end_read()
+        return last
+    _check_cursor(user_id, since)
+    event_crud.end_read()
+    return since
+
+
+@transactional
+def prune(retention_days: int) -> int:
+    """Delete events older than the retention window; return how many."""
+    return event_crud.prune(datetime.now(UTC) - timedelta(days=retention_days))
