@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 export FLASK_APP := wsgi.py
 
-.PHONY: help run test test-sqlite test-postgres lint format migrate upgrade check-migrations clean
+.PHONY: help run test lint format migrate upgrade check-migrations bench clean
 
 help:
 	@echo "make run      - install, migrate the SQLite database and serve on http://127.0.0.1:5000"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint     - ruff, ruff format --check, mypy and import-linter"
 	@echo "make migrate  - autogenerate a migration: make migrate m='what changed'"
 	@echo "make upgrade  - apply migrations to DATABASE_URL (default instance/parley.db)"
+	@echo "make bench    - benchmarks on PostgreSQL (event delivery latency with 200 listeners)"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +57,11 @@ upgrade: $(BIN)/.installed
 
 check-migrations: $(BIN)/.installed
 	$(BIN)/flask db check
+
+# Benchmarks run on a fresh PostgreSQL database of their own (BENCH_ADMIN_URL, default the local
+# server) and are never part of the pass/fail test run.
+bench: $(BIN)/.installed
+	$(PY) scripts/bench_events.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -245,3 +245,40 @@ def test_sse_rejects_bad_cursors(client: FlaskClient, users: UserFactory) -> Non
         client.get(f"{EVENTS}/stream", headers={**bob.headers, "Last-Event-ID": "x"}), 422
     )
     assert_problem(client.get(f"{EVENTS}/stream?since=99", headers=bob.headers), 422)
+
+
+def test_waiting_long_polls_hold_no_database_connection(
+    database_url: str, users: UserFactory
+) -> None:
+    from tests.conftest import make_app
+
+    # One pooled connection and no overflow: if waiting held it, nothing else could run.
+    tight = make_app(
+        database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 1, "max_overflow": 0, "pool_timeout": 2},
+    )
+    client = tight.test_client()
+    bob = users.create("bob")
+    cursor = client.get(EVENTS, headers=bob.headers).get_json()["next"]
+    results: list[int] = []
+
+    def wait() -> None:
+        response = tight.test_client().get(
+            f"{EVENTS}?since={cursor}&timeout=3", headers=bob.headers
+        )
+        results.append(response.status_code)
+
+    waiters = [threading.Thread(target=wait) for _ in range(3)]
+    for thread in waiters:
+        thread.start()
+    time.sleep(0.8)
+    started = time.monotonic()
+    assert client.get("/api/v1/users/me", headers=bob.headers).status_code == 200
+    assert time.monotonic() - started < 1.5
+    for thread in waiters:
+        thread.join()
+    assert results == [200, 200, 200]
+    with tight.app_context():
+        from app.database import db as tight_db
+
+        tight_db.engine.dispose()
