@@ -87,6 +87,7 @@ class Config:
     JWT_CSRF_PROTECT = False  # tokens travel in the Authorization header, never in cookies
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=as_int(os.environ.get("ACCESS_TOKEN_MINUTES"), 15))
     REFRESH_TOKEN_EXPIRES = timedelta(days=as_int(os.environ.get("REFRESH_TOKEN_DAYS"), 30))
+    PASSWORD_RESET_EXPIRES = timedelta(hours=1)
 
     # Passwords
     PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", OWASP_SCRYPT)
@@ -94,6 +95,14 @@ class Config:
     # HTTP
     MAX_CONTENT_LENGTH = 64 * 1024
     RATELIMIT_ENABLED = as_bool(os.environ.get("RATELIMIT_ENABLED"), True)
+    #: Login, token, register and password reset: per client IP and, separately, per account.
+    RATELIMIT_AUTH = os.environ.get("RATELIMIT_AUTH") or "10 per minute"
+    #: Sending messages, per user.
+    RATELIMIT_MESSAGES = os.environ.get("RATELIMIT_MESSAGES") or "30 per 10 seconds"
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_STRATEGY = "moving-window"
+    RATELIMIT_KEY_PREFIX = "parley"
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
     TRUSTED_PROXIES = as_int(os.environ.get("TRUSTED_PROXIES"), 0)
     CORS_ORIGINS = os.environ.get("CORS_ORIGINS", "")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from config import Config, config_from_env
@@ -63,8 +64,8 @@ def register_extensions(app: Flask) -> None:
     from app.core.http import init_request_checks
     from app.core.logging import init_request_logging
     from app.database import db
-    from app.database.connection import configure_engine, engine_options
-    from app.extensions import jwt, migrate
+    from app.database.connection import configure_engine, engine_options, install_commit_hooks
+    from app.extensions import jwt, limiter, migrate
 
     url = app.config["SQLALCHEMY_DATABASE_URI"]
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////:memory:"):
@@ -78,26 +79,16 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     jwt.init_app(app)
     init_jwt(jwt)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    limiter.init_app(app)
+    if app.config["TRUSTED_PROXIES"]:
+        # Client IPs from X-Forwarded-For, trusting exactly the configured number of proxies:
+        # values a client adds in front of theirs are ignored, so spoofing cannot dodge limits.
+        count = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
     init_request_logging(app)
     init_request_checks(app)
-    install_event_hooks()
-
-
-_event_hooks_installed = False
-
-
-def install_event_hooks() -> None:
-    """Wake event readers after each commit that wrote events (hooks set once per process)."""
-    global _event_hooks_installed
-    if _event_hooks_installed:
-        return
-    from sqlalchemy.orm import Session
-
-    from app.services import event_service
-
-    sa.event.listen(Session, "after_commit", event_service.after_commit)
-    sa.event.listen(Session, "after_rollback", event_service.after_rollback)
-    _event_hooks_installed = True
+    install_commit_hooks()
 
 
 def register_api(app: Flask) -> None:

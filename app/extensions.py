@@ -6,6 +6,8 @@ from typing import Any
 
 import flask_smorest
 from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from webargs.core import missing
 from webargs.flaskparser import FlaskParser
@@ -28,5 +30,7 @@ class Blueprint(flask_smorest.Blueprint):
 
 migrate = Migrate()
 jwt = JWTManager()
+#: Rate limits; storage (Redis or memory), switches and numbers come from the app config.
+limiter = Limiter(key_func=get_remote_address, in_memory_fallback_enabled=True)
 
-__all__ = ["Blueprint", "jwt", "migrate"]
+__all__ = ["Blueprint", "jwt", "limiter", "migrate"]

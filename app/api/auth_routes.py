@@ -7,13 +7,17 @@ from typing import Any
 from flask import Response, request, url_for
 from marshmallow import ValidationError
 
+from app.api.rate_limits import per_ip, per_ip_and_account
 from app.api.security import auth_required, current_session_id, current_user_id
 from app.core.errors import OAuthError
 from app.core.http import FORM_ENDPOINTS, FORM_MEDIA_TYPE
 from app.extensions import Blueprint
 from app.schemas.auth_schema import (
+    AcceptedSchema,
     LoginSchema,
     PasswordChangeSchema,
+    PasswordResetConfirmSchema,
+    PasswordResetRequestSchema,
     RefreshSchema,
     RegisterSchema,
     SessionListSchema,
@@ -37,6 +41,7 @@ def _no_store(body: Any) -> tuple[Any, int, dict[str, str]]:
 
 
 @blp.route("/register", methods=["POST"])
+@per_ip_and_account("email")
 @blp.arguments(RegisterSchema)
 @blp.response(201, UserPrivateSchema)
 @blp.alt_response(409, description="Email or username already taken.")
@@ -47,6 +52,7 @@ def register(data: dict[str, Any]) -> Any:
 
 
 @blp.route("/login", methods=["POST"])
+@per_ip_and_account("login")
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(401, description="Wrong login or password, or a deactivated account.")
@@ -56,6 +62,7 @@ def login(data: dict[str, Any]) -> Any:
 
 
 @blp.route("/token", methods=["POST"])
+@per_ip_and_account("username")
 @blp.doc(
     requestBody={
         "required": True,
@@ -85,6 +92,7 @@ def token() -> Any:
 
 
 @blp.route("/refresh", methods=["POST"])
+@per_ip()
 @blp.arguments(RefreshSchema)
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(401, description="Invalid, expired or reused refresh token.")
@@ -127,3 +135,23 @@ def change_password(data: dict[str, Any]) -> None:
     auth_service.change_password(
         current_user_id(), current_session_id(), data["current_password"], data["new_password"]
     )
+
+
+@blp.route("/password-reset", methods=["POST"])
+@per_ip_and_account("email")
+@blp.arguments(PasswordResetRequestSchema)
+@blp.response(202, AcceptedSchema)
+def request_password_reset(data: dict[str, Any]) -> Any:
+    """Mail a password-reset token (the same answer whether or not the email is known)."""
+    auth_service.request_password_reset(data["email"])
+    return {"status": "accepted"}
+
+
+@blp.route("/password-reset/confirm", methods=["POST"])
+@per_ip()
+@blp.arguments(PasswordResetConfirmSchema)
+@blp.response(204)
+@blp.alt_response(400, description="Bad, used or expired token (`invalid_token`).")
+def confirm_password_reset(data: dict[str, Any]) -> None:
+    """Set a new password with a reset token; every session is revoked."""
+    auth_service.confirm_password_reset(data["token"], data["new_password"])

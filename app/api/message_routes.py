@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import url_for
 
+from app.api.rate_limits import per_user_sends
 from app.api.security import auth_required, current_user_id
 from app.extensions import Blueprint
 from app.schemas.conversation_schema import (
@@ -27,6 +28,7 @@ blp = Blueprint(
 
 @blp.route("", methods=["POST"])
 @auth_required
+@per_user_sends()
 @blp.arguments(MessageCreateSchema)
 @blp.response(201, MessageSchema)
 @blp.alt_response(200, schema=MessageSchema, description="A retry: the message first stored.")

@@ -38,16 +38,22 @@ class JsonFormatter(logging.Formatter):
 JsonFormatter.converter = time.gmtime
 
 
+#: Loggers written as JSON to stderr: Parley's own, and libraries whose warnings operators need
+#: (Flask-Limiter says when its Redis storage fails and it falls back to memory).
+JSON_LOGGERS = ("parley", "flask-limiter")
+
+
 def configure_logging(level: str) -> None:
-    """Send every ``parley.*`` log record to stderr as JSON, once per process."""
-    logger = logging.getLogger("parley")
-    logger.setLevel(level)
-    if not any(getattr(h, "parley_json", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        handler.parley_json = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-        logger.propagate = False
+    """Send the records of :data:`JSON_LOGGERS` to stderr as JSON, once per process."""
+    for name in JSON_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(level if name == "parley" else "WARNING")
+        if not any(getattr(h, "parley_json", False) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(JsonFormatter())
+            handler.parley_json = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+            logger.propagate = False
 
 
 def assign_request_id() -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from app.database import db
-from app.models.auth_models import AuthSession, RefreshToken
+from app.models.auth_models import AuthSession, PasswordReset, RefreshToken
 
 
 def add_session(session: AuthSession) -> AuthSession:
@@ -112,5 +112,38 @@ def delete_dead_sessions(now: datetime) -> int:
     )
     result = db.session.execute(
         sa.delete(AuthSession).where(dead).execution_options(synchronize_session=False)
+    )
+    return result.rowcount  # type: ignore[attr-defined]
+
+
+def add_password_reset(reset: PasswordReset) -> PasswordReset:
+    """Store a new password-reset token (its digest)."""
+    db.session.add(reset)
+    db.session.flush()
+    return reset
+
+
+def get_password_reset(token_hash: str) -> PasswordReset | None:
+    """Return the password-reset token with this digest."""
+    return db.session.scalar(sa.select(PasswordReset).where(PasswordReset.token_hash == token_hash))
+
+
+def spend_password_reset(reset_id: int, now: datetime) -> bool:
+    """Mark a reset token used; False when it was already used (a racing second use)."""
+    result = db.session.execute(
+        sa.update(PasswordReset)
+        .where(PasswordReset.id == reset_id, PasswordReset.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def delete_dead_password_resets(now: datetime) -> int:
+    """Delete used and expired reset tokens."""
+    result = db.session.execute(
+        sa.delete(PasswordReset)
+        .where(sa.or_(PasswordReset.used_at.is_not(None), PasswordReset.expires_at <= now))
+        .execution_options(synchronize_session=False)
     )
     return result.rowcount  # type: ignore[attr-defined]

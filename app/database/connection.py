@@ -11,12 +11,14 @@ up to the busy timeout instead.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from app.database import db
 
@@ -84,3 +86,40 @@ def transactional(fn: Callable[P, R]) -> Callable[P, R]:
             _immediate.reset(token)
 
     return wrapper
+
+
+_AFTER_COMMIT = "parley_after_commit"
+log = logging.getLogger("parley.database")
+
+
+def after_commit(callback: Callable[[], object]) -> None:
+    """Run ``callback`` once the current transaction commits (never if it rolls back).
+
+    For side effects that must not happen for work that did not happen: mail, wake-ups.
+    """
+    db.session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def _run_after_commit(session: Any) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            callback()
+        except Exception:  # the data is committed; a failed side effect must not undo the reply
+            log.exception("after-commit callback failed")
+
+
+def _forget_after_rollback(session: Any) -> None:
+    for key in [k for k in session.info if str(k).startswith("parley_")]:
+        del session.info[key]
+
+
+_hooks_installed = False
+
+
+def install_commit_hooks() -> None:
+    """Register the after-commit machinery on every SQLAlchemy session (once per process)."""
+    global _hooks_installed
+    if not _hooks_installed:
+        sa.event.listen(Session, "after_commit", _run_after_commit)
+        sa.event.listen(Session, "after_rollback", _forget_after_rollback)
+        _hooks_installed = True

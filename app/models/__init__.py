@@ -1,6 +1,6 @@
 """SQLAlchemy models of every domain (imported here so Alembic sees all tables)."""
 
-from app.models.auth_models import AuthSession, RefreshToken
+from app.models.auth_models import AuthSession, PasswordReset, RefreshToken
 from app.models.conversation_models import Conversation, Member, Message
 from app.models.event_models import EventCounter, UserEvent
 from app.models.user_models import User
@@ -11,6 +11,7 @@ __all__ = [
     "EventCounter",
     "Member",
     "Message",
+    "PasswordReset",
     "RefreshToken",
     "User",
     "UserEvent",

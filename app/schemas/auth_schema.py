@@ -76,3 +76,22 @@ class SessionListSchema(Schema):
     """The caller's live sessions."""
 
     items = fields.List(fields.Nested(SessionSchema))
+
+
+class PasswordResetRequestSchema(BodySchema):
+    """``POST /auth/password-reset``."""
+
+    email = Email(required=True)
+
+
+class PasswordResetConfirmSchema(BodySchema):
+    """``POST /auth/password-reset/confirm``."""
+
+    token = Text(required=True, validate=validate.Length(min=1, max=512))
+    new_password = Text(required=True, load_only=True, validate=PASSWORD_RULE)
+
+
+class AcceptedSchema(Schema):
+    """The reset request was taken."""
+
+    status = fields.String(metadata={"description": "Always `accepted`."})

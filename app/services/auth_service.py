@@ -16,8 +16,9 @@ from typing import Any, TypedDict
 from flask import current_app
 from flask_jwt_extended import create_access_token
 
-from app.core import security
+from app.core import mail, security
 from app.core.errors import (
+    AppError,
     InvalidCredentialsError,
     NotFoundError,
     OAuthError,
@@ -25,8 +26,8 @@ from app.core.errors import (
 )
 from app.crud import auth_crud
 from app.database.base import utcnow
-from app.database.connection import transactional
-from app.models.auth_models import AuthSession, RefreshToken
+from app.database.connection import after_commit, transactional
+from app.models.auth_models import AuthSession, PasswordReset, RefreshToken
 from app.services import user_service
 
 #: How stale ``last_used_at`` may get before a request writes it again.
@@ -218,5 +219,72 @@ def revoke_all_sessions(user_id: int) -> None:
 
 @transactional
 def prune_sessions() -> int:
-    """Delete expired and revoked sessions with their refresh tokens; return how many."""
-    return auth_crud.delete_dead_sessions(utcnow())
+    """Delete expired and revoked sessions (and used or expired reset tokens); return how many."""
+    now = utcnow()
+    auth_crud.delete_dead_password_resets(now)
+    return auth_crud.delete_dead_sessions(now)
+
+
+RESET_SUBJECT = "Reset your Parley password"
+RESET_BODY = """Hello {username},
+
+someone (hopefully you) asked to reset the password of your Parley account.
+Use this token within one hour to choose a new password:
+
+{token}
+
+POST it with your new password to /api/v1/auth/password-reset/confirm:
+{{"token": "<the token>", "new_password": "<at least 12 characters>"}}
+
+If you did not ask for this, ignore this mail: your password stays as it is.
+"""
+
+
+@transactional
+def request_password_reset(email: str) -> None:
+    """Mail a single-use reset token to the account with this email, if there is one.
+
+    The answer and its timing are the same either way: the mail leaves from a background
+    thread, so neither SMTP's speed nor its failure shows in the response.
+    """
+    target = user_service.reset_target(email)
+    if target is None:
+        return
+    token = security.new_opaque_token()
+    now = utcnow()
+    auth_crud.add_password_reset(
+        PasswordReset(
+            user_id=target["id"],
+            token_hash=security.hash_token(token),
+            created_at=now,
+            expires_at=now + current_app.config["PASSWORD_RESET_EXPIRES"],
+        )
+    )
+    body = RESET_BODY.format(username=target["username"], token=token)
+    _mail_after_commit(target["email"], RESET_SUBJECT, body)
+
+
+def _mail_after_commit(to: str, subject: str, body: str) -> None:
+    config = dict(current_app.config)
+    after_commit(lambda: mail.send_mail_later(config, to, subject, body))
+
+
+@transactional
+def confirm_password_reset(token: str, new_password: str) -> None:
+    """Set a new password with a reset token; every session of the user is revoked.
+
+    The token must be unused, unexpired, and newer than the last password change.
+    """
+    now = utcnow()
+    reset = auth_crud.get_password_reset(security.hash_token(token))
+    invalid = AppError("The reset token is invalid, used or expired.", code="invalid_token")
+    if reset is None or reset.used_at is not None or reset.expires_at <= now:
+        raise invalid
+    changed = user_service.password_changed_at(reset.user_id)
+    if changed is None or changed > reset.created_at:
+        raise invalid
+    if not auth_crud.spend_password_reset(reset.id, now):
+        raise invalid
+    if not user_service.set_password(reset.user_id, new_password):
+        raise invalid
+    auth_crud.revoke_sessions(reset.user_id, now)

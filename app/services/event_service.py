@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,7 @@ from app.core.wakeup import Waker, get_waker
 from app.crud import event_crud
 from app.database import db
 from app.database.base import utcnow
-from app.database.connection import transactional
+from app.database.connection import after_commit, transactional
 from app.models.event_models import UserEvent
 
 BATCH = 200
@@ -95,20 +95,17 @@ def emit(events: Sequence[tuple[Sequence[int], str, int | None, Any]]) -> None:
             )
             next_seq[user_id] += 1
     event_crud.add_events(rows)
-    pending: set[int] = db.session.info.setdefault(_PENDING_KEY, set())
-    pending.update(counts)
+    _wake_after_commit(counts)
 
 
-def after_commit(session: Any) -> None:
-    """Wake the readers of the users whose logs the committed transaction wrote to."""
-    users = session.info.pop(_PENDING_KEY, None)
-    if users:
-        waker().publish(users)
-
-
-def after_rollback(session: Any) -> None:
-    """Forget the wake-ups of a transaction that did not commit."""
-    session.info.pop(_PENDING_KEY, None)
+def _wake_after_commit(user_ids: Iterable[int]) -> None:
+    # One wake-up per transaction, for every user it wrote events for.
+    pending: set[int] | None = db.session.info.get(_PENDING_KEY)
+    if pending is None:
+        pending = db.session.info[_PENDING_KEY] = set()
+        hub = waker()
+        after_commit(lambda: hub.publish(pending))
+    pending.update(user_ids)
 
 
 def _event_view(event: UserEvent) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy.exc as sa_exc
@@ -74,6 +75,31 @@ def find_user(username: str) -> User:
     if user is None:
         raise NotFoundError("No such user.")
     return user
+
+
+def reset_target(email: str) -> dict[str, Any] | None:
+    """Return ``{id, email, username}`` of the active account with this email, for a reset."""
+    user = user_crud.get_user_by_email(email.strip().lower())
+    if user is None or not user.is_active:
+        return None
+    return {"id": user.id, "email": user.email, "username": user.username}
+
+
+def password_changed_at(user_id: int) -> datetime | None:
+    """When the user's password last changed (None for an unknown user)."""
+    user = user_crud.get_user(user_id)
+    return user.password_changed_at if user else None
+
+
+@transactional
+def set_password(user_id: int, new_password: str) -> bool:
+    """Set a new password without the old one (a verified reset); False if not active."""
+    user = user_crud.get_user(user_id)
+    if user is None or not user.is_active:
+        return False
+    user.password_hash = security.hash_password(new_password, _hash_method())
+    user.password_changed_at = utcnow()
+    return True
 
 
 def active_user_ids(user_ids: Sequence[int]) -> set[int]:

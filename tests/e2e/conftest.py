@@ -40,6 +40,7 @@ def start_gunicorn(
         "PORT": str(port),
         "LOG_LEVEL": "WARNING",
         "GUNICORN_THREADS": "8",
+        "RATELIMIT_ENABLED": "false",  # load-style tests; the rate-limit tests switch it on
         **extra_env,
     }
     log = log_path.open("wb")
