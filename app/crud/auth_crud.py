@@ -35,18 +35,20 @@ def get_refresh_token(token_hash: str) -> RefreshToken | None:
     return db.session.scalar(sa.select(RefreshToken).where(RefreshToken.token_hash == token_hash))
 
 
-def spend_refresh_token(token_id: int, now: datetime) -> bool:
-    """Mark a refresh token used; False when another request spent it first.
-
-    A single conditional UPDATE, so two racing refreshes cannot both succeed.
-    """
+def _spend(model: type[RefreshToken] | type[PasswordReset], row_id: int, now: datetime) -> bool:
+    # One conditional UPDATE: of two racing requests, exactly one sees a row change.
     result = db.session.execute(
-        sa.update(RefreshToken)
-        .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
+        sa.update(model)
+        .where(model.id == row_id, model.used_at.is_(None))
         .values(used_at=now)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def spend_refresh_token(token_id: int, now: datetime) -> bool:
+    """Mark a refresh token used; False when another request spent it first."""
+    return _spend(RefreshToken, token_id, now)
 
 
 def live_session_row(session_id: int, now: datetime) -> tuple[int, datetime] | None:
@@ -130,13 +132,7 @@ def get_password_reset(token_hash: str) -> PasswordReset | None:
 
 def spend_password_reset(reset_id: int, now: datetime) -> bool:
     """Mark a reset token used; False when it was already used (a racing second use)."""
-    result = db.session.execute(
-        sa.update(PasswordReset)
-        .where(PasswordReset.id == reset_id, PasswordReset.used_at.is_(None))
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return _spend(PasswordReset, reset_id, now)
 
 
 def delete_dead_password_resets(now: datetime) -> int:

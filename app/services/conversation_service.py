@@ -58,27 +58,33 @@ def _view(conversation: Conversation, member: Member) -> dict[str, Any]:
     return _views([(conversation, member)], member.user_id)[0]
 
 
+def _resource(
+    c: Conversation, m: Member, last: Message | None, unread: int, member_count: int
+) -> dict[str, Any]:
+    """Return the Conversation resource as member ``m`` sees it."""
+    return {
+        "id": c.id,
+        "kind": c.kind,
+        "title": c.title,
+        "created_at": c.created_at,
+        "created_by": c.created_by,
+        "last_seq": c.last_seq,
+        "last_message": message_data(last) if last else None,
+        "last_activity_at": c.last_activity_at,
+        "my_role": m.role,
+        "my_last_read_seq": m.last_read_seq,
+        "unread_count": unread,
+        "member_count": member_count,
+    }
+
+
 def _views(pairs: Sequence[tuple[Conversation, Member]], user_id: int) -> list[dict[str, Any]]:
     ids = [conversation.id for conversation, _ in pairs]
     last = conversation_crud.last_messages(ids)
     unread = conversation_crud.unread_counts(user_id, ids)
     members = conversation_crud.member_counts(ids)
     return [
-        {
-            "id": c.id,
-            "kind": c.kind,
-            "title": c.title,
-            "created_at": c.created_at,
-            "created_by": c.created_by,
-            "last_seq": c.last_seq,
-            "last_message": last.get(c.id),
-            "last_activity_at": c.last_activity_at,
-            "my_role": m.role,
-            "my_last_read_seq": m.last_read_seq,
-            "unread_count": unread.get(c.id, 0),
-            "member_count": members.get(c.id, 0),
-        }
-        for c, m in pairs
+        _resource(c, m, last.get(c.id), unread.get(c.id, 0), members.get(c.id, 0)) for c, m in pairs
     ]
 
 
@@ -88,20 +94,7 @@ def _member_views_of(conversation: Conversation) -> dict[int, dict[str, Any]]:
     last = conversation_crud.last_messages([conversation.id]).get(conversation.id)
     unread = conversation_crud.unread_counts_of_members(conversation.id)
     return {
-        m.user_id: {
-            "id": conversation.id,
-            "kind": conversation.kind,
-            "title": conversation.title,
-            "created_at": conversation.created_at,
-            "created_by": conversation.created_by,
-            "last_seq": conversation.last_seq,
-            "last_message": message_data(last) if last else None,
-            "last_activity_at": conversation.last_activity_at,
-            "my_role": m.role,
-            "my_last_read_seq": m.last_read_seq,
-            "unread_count": unread.get(m.user_id, 0),
-            "member_count": len(members),
-        }
+        m.user_id: _resource(conversation, m, last, unread.get(m.user_id, 0), len(members))
         for m in members
     }
 
