@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask
@@ -14,6 +16,7 @@ from app.schemas.auth_schema import RegisterSchema
 from app.services import (
     auth_service,
     conversation_service,
+    data_service,
     event_service,
     message_service,
     user_service,
@@ -135,9 +138,96 @@ def prune_events_command(days: int | None) -> None:
     click.echo(f"pruned {removed} event(s) older than {retention} day(s)")
 
 
+data_cli = AppGroup("data", help="Move, back up and restore the whole database.")
+
+
+def _progress_bar(label: str) -> Any:
+    """Draw a progress bar per table on stderr as batches move."""
+    counts: dict[str, int] = {}
+
+    def report(table: str, rows: int, total: int) -> None:
+        counts[table] = done = counts.get(table, 0) + rows
+        share = done / total if total else 1.0
+        bar = "#" * int(share * 30)
+        line = f"\r{label} {table:<22} [{bar:<30}] {done}/{total} rows"
+        click.echo(line, nl=share >= 1, err=True)
+
+    return report
+
+
+def _print_checks(checks: list[data_service.TableCheck]) -> None:
+    click.echo("", err=True)
+    click.echo(f"{'table':<24}{'source':>12}{'target':>12}  checksum")
+    for check in checks:
+        state = "ok" if check.ok else "MISMATCH"
+        click.echo(f"{check.name:<24}{check.source_rows:>12}{check.target_rows:>12}  {state}")
+    if not all(check.ok for check in checks):
+        raise click.ClickException("verification failed: the target differs from the source")
+    click.echo("verified: every table has the same rows on both sides")
+
+
+def _run(action: Any) -> Any:
+    try:
+        return action()
+    except data_service.DataMoveError as error:
+        raise click.ClickException(error.message) from None
+
+
+@data_cli.command("transfer")
+@click.option("--source", required=True, help="Database URL to copy from.")
+@click.option("--target", required=True, help="Database URL to copy to (migrated, empty).")
+@click.option("--force", is_flag=True, help="Replace whatever the target holds.")
+@click.option("--batch-size", default=5000, show_default=True, help="Rows per batch.")
+def transfer_command(source: str, target: str, force: bool, batch_size: int) -> None:
+    """Copy every table from one database to another (SQLite <-> PostgreSQL), then verify."""
+    checks = _run(
+        lambda: data_service.transfer(
+            source, target, force=force, batch=batch_size, progress=_progress_bar("copying")
+        )
+    )
+    _print_checks(checks)
+
+
+@data_cli.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--database", default=None, help="Database URL (default: the app's).")
+@click.option("--batch-size", default=5000, show_default=True)
+def export_command(path: Path, database: str | None, batch_size: int) -> None:
+    """Write a portable gzipped JSON-lines archive of the whole database."""
+    from flask import current_app
+
+    url = database or current_app.config["SQLALCHEMY_DATABASE_URI"]
+    counts = _run(
+        lambda: data_service.export_archive(
+            url, path, batch=batch_size, progress=_progress_bar("exporting")
+        )
+    )
+    click.echo("", err=True)
+    click.echo(f"exported {sum(counts.values())} rows from {len(counts)} tables to {path}")
+
+
+@data_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--database", default=None, help="Database URL (default: the app's).")
+@click.option("--force", is_flag=True, help="Replace whatever the database holds.")
+@click.option("--batch-size", default=5000, show_default=True)
+def import_command(path: Path, database: str | None, force: bool, batch_size: int) -> None:
+    """Load an archive made by `flask data export` into a migrated database, then verify."""
+    from flask import current_app
+
+    url = database or current_app.config["SQLALCHEMY_DATABASE_URI"]
+    checks = _run(
+        lambda: data_service.import_archive(
+            url, path, force=force, batch=batch_size, progress=_progress_bar("importing")
+        )
+    )
+    _print_checks(checks)
+
+
 def register(app: Flask) -> None:
     """Attach the command groups to the app."""
     app.cli.add_command(users_cli)
     app.cli.add_command(events_cli)
+    app.cli.add_command(data_cli)
     app.cli.add_command(auth_cli)
     app.cli.add_command(seed_command)

@@ -123,3 +123,13 @@ def install_commit_hooks() -> None:
         sa.event.listen(Session, "after_commit", _run_after_commit)
         sa.event.listen(Session, "after_rollback", _forget_after_rollback)
         _hooks_installed = True
+
+
+def make_engine(database_url: str, sqlite_busy_timeout: int = 5) -> Engine:
+    """Create an engine for any Parley database URL, set up as the app sets up its own."""
+    from config import normalize_database_url
+
+    url = normalize_database_url(database_url)
+    engine = sa.create_engine(url, **engine_options(url, sqlite_busy_timeout))
+    configure_engine(engine)
+    return engine
