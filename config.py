@@ -118,7 +118,8 @@ class Config:
     # OpenAPI: the spec at /api/v1/openapi.json, Swagger UI at /api/docs, assets served locally.
     API_TITLE = "Parley"
     API_VERSION = "v1"
-    OPENAPI_VERSION = "3.1.0"
+    # 3.0.x: the Swagger UI served with the app (4.15, from swagger-ui-bundle) renders 3.0 only.
+    OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/api"
     OPENAPI_JSON_PATH = "v1/openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "docs"

@@ -61,6 +61,7 @@ def register_extensions(app: Flask) -> None:
     """Bind the database, migrations, JWT and the API to the app."""
     from app import models  # noqa: F401 - every table on the metadata, for Alembic
     from app.api.security import init_jwt
+    from app.core.headers import init_security_headers
     from app.core.http import init_request_checks
     from app.core.logging import init_request_logging
     from app.database import db
@@ -88,7 +89,32 @@ def register_extensions(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
     init_request_logging(app)
     init_request_checks(app)
+    init_security_headers(app)
+    init_cors(app)
     install_commit_hooks()
+
+
+def init_cors(app: Flask) -> None:
+    """Let the configured browser origins (none by default) call the API.
+
+    Preflights are answered, ``Authorization`` is allowed, and the headers clients need to read
+    (``X-Request-ID``, ``Retry-After``, ``Location``) are exposed. Tokens travel in headers, never
+    cookies, so credentials mode stays off.
+    """
+    from flask_cors import CORS
+
+    origins = [o.strip() for o in app.config["CORS_ORIGINS"].split(",") if o.strip()]
+    if not origins:
+        return
+    CORS(
+        app,
+        resources={r"/api/*": {"origins": origins}},
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Last-Event-ID"],
+        expose_headers=["X-Request-ID", "Retry-After", "Location"],
+        methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        max_age=600,
+        supports_credentials=False,
+    )
 
 
 def register_api(app: Flask) -> None:

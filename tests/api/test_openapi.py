@@ -9,7 +9,8 @@ from flask.testing import FlaskClient
 
 def test_openapi_describes_every_endpoint_and_security(client: FlaskClient) -> None:
     spec = client.get("/api/v1/openapi.json").get_json()
-    assert spec["openapi"].startswith("3.")
+    # The Swagger UI served at /api/docs (4.15) renders OpenAPI 3.0 only: 3.1 shows an error page.
+    assert spec["openapi"].startswith("3.0.")
     paths = spec["paths"]
     for path in (
         "/api/v1/auth/register",
