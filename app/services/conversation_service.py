@@ -353,12 +353,14 @@ def mark_read(conversation_id: int, user_id: int, seq: int) -> dict[str, int]:
     """Move the caller's read marker forward to ``seq`` (clamped to the newest message)."""
     conversation, member = require_membership(conversation_id, user_id)
     target = min(seq, conversation.last_seq)
-    if target > member.last_read_seq:
+    moved = target > member.last_read_seq
+    if moved:
         conversation_crud.advance_read_marker(conversation_id, user_id, target)
-        _emit_read(conversation_id, user_id)
-    return _read_state(
-        conversation_id, user_id, conversation_crud.read_marker(conversation_id, user_id)
-    )
+    # Read back: a concurrent request may have moved the marker further still.
+    marker = conversation_crud.read_marker(conversation_id, user_id)
+    if moved:
+        _emit_read(conversation_id, user_id, marker)
+    return _read_state(conversation_id, user_id, marker)
 
 
 @transactional
@@ -367,12 +369,11 @@ def mark_unread(conversation_id: int, user_id: int, seq: int) -> dict[str, int]:
     conversation, _ = require_membership(conversation_id, user_id)
     marker = min(seq - 1, conversation.last_seq)
     conversation_crud.set_read_marker(conversation_id, user_id, marker)
-    _emit_read(conversation_id, user_id)
+    _emit_read(conversation_id, user_id, marker)
     return _read_state(conversation_id, user_id, marker)
 
 
-def _emit_read(conversation_id: int, user_id: int) -> None:
-    marker = conversation_crud.read_marker(conversation_id, user_id)
+def _emit_read(conversation_id: int, user_id: int, marker: int) -> None:
     event_service.emit(
         [
             (
