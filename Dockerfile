@@ -24,6 +24,10 @@ RUN chmod +x boot.sh && mkdir -p instance && chown parley:parley instance
 
 USER parley
 EXPOSE 8000
+# boot.sh execs gunicorn, so gunicorn is PID 1 and gets this signal: it stops accepting, lets
+# in-flight requests finish (GUNICORN_GRACEFUL_TIMEOUT, 30 s), answers waiting long-polls and
+# ends event streams at once. Give `docker stop` that long: docker stop -t 35 (compose.yaml does).
+STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/healthz', timeout=2)"
 ENTRYPOINT ["./boot.sh"]

@@ -107,6 +107,12 @@ class Config:
     CORS_ORIGINS = os.environ.get("CORS_ORIGINS", "")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 
+    # Metrics
+    #: Serve Prometheus metrics at /metrics.
+    METRICS_ENABLED = as_bool(os.environ.get("METRICS_ENABLED"), True)
+    #: When set, a scrape must send ``Authorization: Bearer <METRICS_TOKEN>``.
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
     # Mail (password reset)
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
     MAIL_PORT = as_int(os.environ.get("MAIL_PORT"), 25)

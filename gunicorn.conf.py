@@ -1,6 +1,11 @@
 """Production server settings for gunicorn (-c gunicorn.conf.py), all from the environment."""
 
 import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
 
 bind = (
     os.environ.get("GUNICORN_BIND")
@@ -47,3 +52,51 @@ logconfig_dict = {
         },
     },
 }
+
+
+# Prometheus multiprocess mode: every worker writes its metrics into one directory, and a scrape
+# served by any worker sums them all. The directory must be known before a worker imports
+# prometheus_client; without PROMETHEUS_MULTIPROC_DIR, a private one is made per server.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="parley-metrics-")
+_metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def on_starting(server: Any) -> None:
+    """Start from empty metrics: files of an earlier run would be added to this one's."""
+    _metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in _metrics_dir.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a finished worker's live gauges (its counters still count)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics directory this server made for itself."""
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
+def post_worker_init(worker: Any) -> None:
+    """On SIGTERM, end long-polls and event streams at once, then stop as gunicorn does.
+
+    gunicorn's graceful stop lets in-flight requests finish (up to graceful_timeout) while it
+    accepts no new ones; a waiting long-poll or an open event stream would otherwise hold the
+    worker for up to that long. They answer now instead and the clients reconnect elsewhere.
+    """
+    from app.core.wakeup import begin_shutdown
+
+    stop_gracefully = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        begin_shutdown()
+        if callable(stop_gracefully):
+            stop_gracefully(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)

@@ -64,6 +64,7 @@ def register_extensions(app: Flask) -> None:
     from app.core.headers import init_security_headers
     from app.core.http import init_request_checks
     from app.core.logging import init_request_logging
+    from app.core.metrics import init_metrics
     from app.database import db
     from app.database.connection import configure_engine, engine_options, install_commit_hooks
     from app.extensions import jwt, limiter, migrate
@@ -88,6 +89,8 @@ def register_extensions(app: Flask) -> None:
         count = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
     init_request_logging(app)
+    with app.app_context():
+        init_metrics(app, db.engine)
     init_request_checks(app)
     init_security_headers(app)
     init_cors(app)

@@ -22,6 +22,30 @@ log = logging.getLogger("parley.wakeup")
 
 CHANNEL = "parley:events"
 
+#: Set when the process is stopping (gunicorn's SIGTERM): waiting readers return at once.
+_stopping = threading.Event()
+
+
+def shutting_down() -> bool:
+    """Whether this process has been asked to stop."""
+    return _stopping.is_set()
+
+
+def begin_shutdown() -> None:
+    """Make every waiting long-poll return and every event stream end, so the process can stop.
+
+    Safe to call from a signal handler: the waking happens on a thread of its own.
+    """
+    _stopping.set()
+
+    def wake_all() -> None:
+        with _wakers_lock:
+            wakers = list(_wakers.values())
+        for hub in wakers:
+            hub.wake_all()
+
+    threading.Thread(target=wake_all, name="parley-shutdown", daemon=True).start()
+
 
 class Waker:
     """Per-process wake-ups for event readers, optionally fanned out through Redis."""
@@ -54,7 +78,8 @@ class Waker:
         limit = timeout if self._subscribed.is_set() else min(timeout, self.poll_seconds)
         with self._condition:
             return self._condition.wait_for(
-                lambda: self._versions[user_id] != seen_version, timeout=max(limit, 0)
+                lambda: self._versions[user_id] != seen_version or _stopping.is_set(),
+                timeout=max(limit, 0),
             )
 
     @property
@@ -131,6 +156,11 @@ class Waker:
                 self._log_error("subscriber lost Redis, polling the database: %s", error)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def wake_all(self) -> None:
+        """Wake every waiting reader of this process (they re-check and see the shutdown)."""
+        with self._condition:
+            self._condition.notify_all()
 
     def _wake_everyone(self) -> None:
         with self._condition:

@@ -27,7 +27,7 @@ from flask import current_app
 
 from app.core.errors import AppError, ValidationFailedError
 from app.core.utils import iso_z
-from app.core.wakeup import Waker, get_waker
+from app.core.wakeup import Waker, get_waker, shutting_down
 from app.crud import event_crud
 from app.database import db
 from app.database.base import utcnow
@@ -161,7 +161,8 @@ def poll(user_id: int, since: int | None, timeout: float) -> dict[str, Any]:
         event_crud.end_read()
         since = scanned
         remaining = deadline - time.monotonic()
-        if views or remaining <= 0:
+        if views or remaining <= 0 or shutting_down():
+            # Stopping: answer now with what there is; the client polls again elsewhere.
             return {"events": views, "next": str(since)}
         hub.wait(user_id, version, remaining)
 
@@ -175,7 +176,8 @@ def stream(
     yield "retry: 2000\n\n"
     while True:
         now = time.monotonic()
-        if time.time() >= expires_at or not still_valid():
+        if time.time() >= expires_at or shutting_down() or not still_valid():
+            # Stopping ends the stream too; the client reconnects with Last-Event-ID.
             event_crud.end_read()
             return
         version = hub.version(user_id)

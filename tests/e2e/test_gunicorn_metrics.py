@@ -1,0 +1,78 @@
+"""``/metrics`` under gunicorn: one scrape counts the requests of every worker."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+
+from tests.e2e.conftest import start_gunicorn
+from tests.metrics_helpers import sample_value
+
+pytestmark = pytest.mark.e2e
+
+REQUESTS = 90
+
+
+def test_a_scrape_sums_all_workers(
+    app: Flask, database_url: str, _schema: None, tmp_path: Path
+) -> None:
+    log_path = tmp_path / "server.log"
+    server, base = start_gunicorn(database_url, log_path, workers=3, LOG_LEVEL="INFO")
+    try:
+
+        def hit(number: int) -> int:
+            # A new connection each time, so the workers take turns accepting.
+            response = requests.get(
+                f"{base}/api/v1/users/me",
+                headers={"X-Request-ID": f"metrics-{number}", "Connection": "close"},
+                timeout=10,
+            )
+            return response.status_code
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            assert set(pool.map(hit, range(REQUESTS))) == {401}
+        registered = requests.post(
+            f"{base}/api/v1/auth/register",
+            json={"email": "m@example.com", "username": "metered", "password": "pw-metrics-12345"},
+            timeout=10,
+        )
+        assert registered.status_code == 201
+
+        scrapes = [requests.get(f"{base}/metrics", timeout=10) for _ in range(6)]
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+    served_by = {
+        entry["pid"]
+        for entry in map(json.loads, log_path.read_text().splitlines())
+        if str(entry.get("request_id", "")).startswith("metrics-")
+    }
+    assert len(served_by) >= 2, "the requests should have been spread over several workers"
+    for scrape in scrapes:
+        assert scrape.status_code == 200
+        text = scrape.text
+        # Whichever worker answers, it reports every worker's requests.
+        assert (
+            sample_value(
+                text,
+                "parley_http_requests_total",
+                method="GET",
+                endpoint="/api/v1/users/me",
+                status="401",
+            )
+            == REQUESTS
+        )
+        assert (
+            sample_value(
+                text, "parley_http_requests_total", endpoint="/api/v1/auth/register", status="201"
+            )
+            == 1
+        )
+        assert sample_value(text, "parley_db_pool_size") == 3 * 5
+        assert sample_value(text, "parley_db_pool_connections") >= 1
