@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from flask import Flask, request
 
@@ -28,6 +29,25 @@ class InvalidJsonError(AppError):
     status_code = 400
     code = "invalid_json"
     message = "The request body is not valid JSON."
+
+
+class _AmbiguousJsonError(ValueError):
+    """JSON that parsers read differently: a repeated key, or NaN and Infinity."""
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build a JSON object, refusing a key given twice (parsers disagree on which one wins)."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _AmbiguousJsonError(f"The request body repeats the key {key!r}.")
+        obj[key] = value
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    """Refuse ``NaN``, ``Infinity`` and ``-Infinity``, which are not JSON (RFC 8259)."""
+    raise _AmbiguousJsonError(f"{name} is not a JSON value.")
 
 
 def _has_body() -> bool:
@@ -61,7 +81,15 @@ def check_request_body() -> None:
     if not is_json_media_type(request.mimetype):
         raise UnsupportedMediaTypeError()
     try:
-        parsed = json.loads(request.get_data(cache=True))
+        # RFC 8259: JSON between systems is UTF-8. Decoding strictly first also stops json.loads
+        # from guessing UTF-16 or UTF-32 from the first bytes.
+        parsed = json.loads(
+            request.get_data(cache=True).decode("utf-8"),
+            object_pairs_hook=_object_without_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except _AmbiguousJsonError as error:
+        raise InvalidJsonError(str(error)) from None
     except (ValueError, RecursionError):
         raise InvalidJsonError() from None
     request._cached_json = (parsed, parsed)  # Flask's own cache: get_json() reuses it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from app.schemas.fields import BodySchema, Email, Text, UTCTimestamp
+from app.schemas.fields import BodySchema, Email, Name, Text, UTCTimestamp
 from app.schemas.user_schema import username_field_options
 
 PASSWORD_RULE = validate.Length(min=12, max=128, error="Between 12 and 128 characters.")
@@ -16,7 +16,7 @@ class RegisterSchema(BodySchema):
     email = Email(required=True, metadata={"description": "Stored lower-cased; at most 254."})
     username = Text(required=True, **username_field_options)  # type: ignore[arg-type]
     password = Text(required=True, load_only=True, validate=PASSWORD_RULE)
-    display_name = Text(strip=True, validate=validate.Length(min=1, max=64))
+    display_name = Name(validate=validate.Length(min=1, max=64))
 
 
 class LoginSchema(BodySchema):

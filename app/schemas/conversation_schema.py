@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.core.utils import MAX_GROUP_MEMBERS, MAX_ID
-from app.schemas.fields import BodySchema, Text, UTCTimestamp
+from app.schemas.fields import BodySchema, Name, Text, UTCTimestamp
 from app.schemas.user_schema import UserSchema
 
 
@@ -63,7 +63,7 @@ class ConversationCreateSchema(BodySchema):
     """``POST /conversations``: a direct conversation with one user, or a titled group."""
 
     kind = fields.String(required=True, validate=validate.OneOf(["direct", "group"]))
-    title = Text(strip=True, validate=validate.Length(min=1, max=200))
+    title = Name(validate=validate.Length(min=1, max=200))
     member_ids = fields.List(
         IdField(),
         required=True,
@@ -89,7 +89,7 @@ class ConversationCreateSchema(BodySchema):
 class ConversationUpdateSchema(BodySchema):
     """``PATCH /conversations/{id}``."""
 
-    title = Text(required=True, strip=True, validate=validate.Length(min=1, max=200))
+    title = Name(required=True, validate=validate.Length(min=1, max=200))
 
 
 class MemberSchema(Schema):

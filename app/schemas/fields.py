@@ -33,6 +33,28 @@ class Text(fields.String):
         return text.strip() if self.strip else text
 
 
+#: Bidirectional embeddings, overrides and isolates: they make a name display as something else.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+#: C0 and C1 control characters (tab, newline and the rest) have no place in a name.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+class Name(Text):
+    """A name shown to others (display names, group titles): trimmed, one line, no bidi tricks."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("strip", True)
+        super().__init__(*args, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _CONTROLS.search(text):
+            raise ValidationError("Control characters are not allowed.")
+        if _BIDI_CONTROLS.search(text):
+            raise ValidationError("Bidirectional control characters are not allowed.")
+        return text
+
+
 class Email(fields.Email):
     """An email address, trimmed and lower-cased, at most 254 characters."""
 

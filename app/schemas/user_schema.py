@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.schemas.fields import BodySchema, PageQuerySchema, StrictBoolean, Text, UTCTimestamp
+from app.schemas.fields import (
+    BodySchema,
+    Name,
+    PageQuerySchema,
+    StrictBoolean,
+    Text,
+    UTCTimestamp,
+)
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 
@@ -36,7 +43,7 @@ class UserPrivateSchema(UserSchema):
 class UserUpdateSchema(BodySchema):
     """``PATCH /users/me``."""
 
-    display_name = Text(strip=True, validate=validate.Length(min=1, max=64))
+    display_name = Name(validate=validate.Length(min=1, max=64))
     username = Text(**username_field_options)  # type: ignore[arg-type]
 
 

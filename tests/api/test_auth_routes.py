@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import timedelta
 
-import jwt as pyjwt
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -383,83 +380,3 @@ class TestPasswordChange:
             headers=user.headers,
         )
         assert "new_password" in assert_problem(response, 422)["errors"]["json"]
-
-
-def _forge(payload: dict[str, object], key: str, alg: str = "HS256") -> str:
-    return pyjwt.encode(payload, key, algorithm=alg)
-
-
-def _b64(data: dict[str, object]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-
-class TestTokenTampering:
-    def _claims(self, app: Flask, token: str) -> dict[str, object]:
-        return pyjwt.decode(token, app.config["JWT_SECRET_KEY"], algorithms=["HS256"])
-
-    def test_alg_none_is_rejected(
-        self, app: Flask, client: FlaskClient, users: UserFactory
-    ) -> None:
-        user = users.create()
-        claims = self._claims(app, user.access_token)
-        token = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
-        response = client.get(ME, headers={"Authorization": f"Bearer {token}"})
-        assert_problem(response, 401, "token_invalid")
-
-    def test_wrong_key_is_rejected(
-        self, app: Flask, client: FlaskClient, users: UserFactory
-    ) -> None:
-        user = users.create()
-        token = _forge(self._claims(app, user.access_token), "another-key-of-at-least-32-bytes!!")
-        assert_problem(
-            client.get(ME, headers={"Authorization": f"Bearer {token}"}), 401, "token_invalid"
-        )
-
-    def test_edited_payload_is_rejected(
-        self, app: Flask, client: FlaskClient, users: UserFactory
-    ) -> None:
-        alice, bob = users.create("alice"), users.create("bob")
-        header, _, signature = alice.access_token.split(".")
-        claims = self._claims(app, alice.access_token)
-        claims["sub"] = str(bob.id)
-        token = f"{header}.{_b64(claims)}.{signature}"
-        assert_problem(
-            client.get(ME, headers={"Authorization": f"Bearer {token}"}), 401, "token_invalid"
-        )
-
-    def test_expired_token(self, app: Flask, client: FlaskClient, users: UserFactory) -> None:
-        user = users.create()
-        claims = self._claims(app, user.access_token)
-        claims["exp"] = int(claims["iat"]) - 10  # type: ignore[call-overload]
-        token = _forge(claims, app.config["JWT_SECRET_KEY"])
-        response = client.get(ME, headers={"Authorization": f"Bearer {token}"})
-        assert_problem(response, 401, "token_expired")
-        assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
-
-    def test_signed_token_of_another_session_owner_is_rejected(
-        self, app: Flask, client: FlaskClient, users: UserFactory
-    ) -> None:
-        alice, bob = users.create("alice"), users.create("bob")
-        claims = self._claims(app, alice.access_token)
-        claims["sub"] = str(bob.id)  # validly signed, but alice's session
-        token = _forge(claims, app.config["JWT_SECRET_KEY"])
-        assert_problem(
-            client.get(ME, headers={"Authorization": f"Bearer {token}"}), 401, "token_revoked"
-        )
-
-    def test_token_without_session_claim(
-        self, app: Flask, client: FlaskClient, users: UserFactory
-    ) -> None:
-        user = users.create()
-        claims = self._claims(app, user.access_token)
-        del claims["sid"]
-        token = _forge(claims, app.config["JWT_SECRET_KEY"])
-        assert_problem(client.get(ME, headers={"Authorization": f"Bearer {token}"}), 401)
-
-    @pytest.mark.parametrize(
-        "header",
-        ["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer a.b.c", "Bearer \u00e9", "Token x"],
-    )
-    def test_malformed_authorization_headers(self, client: FlaskClient, header: str) -> None:
-        response = client.get(ME, headers={"Authorization": header})
-        assert_problem(response, 401)

@@ -1,29 +1,18 @@
-"""BOLA matrix: outsiders and former members get the same 404 everywhere, and nothing changes."""
+"""Authorization from outside: outsiders and former members get the same 404 on every object
+endpoint, members cannot act as owners or senders, users cannot use admin endpoints, and
+nothing changes in any of these cases."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.database import db
-from app.models import Conversation, Member, Message
 from tests.factories import ApiUser, Chat, UserFactory
 from tests.helpers import assert_problem
-
-
-def snapshot(app: Flask) -> dict[str, list[Any]]:
-    with app.app_context():
-        return {
-            model.__tablename__: [
-                tuple(row) for row in db.session.execute(sa.select(model.__table__)).all()
-            ]
-            for model in (Conversation, Member, Message)
-        }
-
+from tests.security.conftest import World, assert_refused, database_state
 
 ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/conversations/{cid}", None),
@@ -78,12 +67,12 @@ def test_non_members_get_404_and_nothing_changes(
         f"/api/v1/conversations/{group['id']}/members/{former.id}", headers=former.headers
     )
     caller = outsider if who == "outsider" else former
-    before = snapshot(app)
+    before = database_state(app)
     ids = {"cid": group["id"], "owner": owner.id, "me": caller.id}
     response = call(client, caller, method, path, body, ids)
     problem = assert_problem(response, 404, "not_found")
     assert "secret" not in response.get_data(as_text=True)
-    assert snapshot(app) == before
+    assert database_state(app) == before
     # The same answer as for a conversation id that does not exist.
     missing = call(client, caller, method, path, body, {**ids, "cid": 987654})
     assert missing.status_code == 404
@@ -106,3 +95,58 @@ def test_every_endpoint_requires_a_token(
         path.format(cid=1, owner=1, me=1), method=method, json=body if body else None
     )
     assert_problem(response, 401, "not_authenticated")
+
+
+#: (case id, method, path, body): a member who is not the owner or the sender; each a 403.
+MEMBER_FORBIDDEN: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("rename-group", "PATCH", "/api/v1/conversations/{group}", {"title": "mine now"}),
+    ("add-members", "POST", "/api/v1/conversations/{group}/members", {"user_ids": ["{carol}"]}),
+    ("remove-owner", "DELETE", "/api/v1/conversations/{group}/members/{alice}", None),
+    ("edit-others-message", "PATCH", "/api/v1/conversations/{group}/messages/1", {"body": "x"}),
+    ("delete-others-message", "DELETE", "/api/v1/conversations/{group}/messages/1", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [case[1:] for case in MEMBER_FORBIDDEN],
+    ids=[case[0] for case in MEMBER_FORBIDDEN],
+)
+def test_members_cannot_act_as_owner_or_sender(
+    app: Flask, client: FlaskClient, world: World, method: str, path: str, body: Any
+) -> None:
+    ids = {"group": world.group_id, "alice": world.alice.id, "carol": world.carol.id}
+    before = database_state(app)
+    response = call(client, world.bob, method, path, body, ids)
+    assert_refused(app, before, response, 403, "forbidden")
+
+
+ADMIN_ENDPOINTS: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/api/v1/admin/users", None),
+    ("PATCH", "/api/v1/admin/users/{bob}", {"is_admin": True}),
+    ("PATCH", "/api/v1/admin/users/{alice}", {"is_active": False}),
+    ("PATCH", "/api/v1/admin/users/{root}", {"is_admin": False}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ADMIN_ENDPOINTS)
+def test_admin_endpoints_refuse_users(
+    app: Flask, client: FlaskClient, world: World, method: str, path: str, body: Any
+) -> None:
+    ids = {"alice": world.alice.id, "bob": world.bob.id, "root": world.root.id}
+    before = database_state(app)
+    response = call(client, world.bob, method, path, body, ids)
+    assert_refused(app, before, response, 403, "forbidden")
+
+
+def test_another_users_session_cannot_be_revoked(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    sessions = client.get("/api/v1/auth/sessions", headers=world.alice.headers).get_json()
+    before = database_state(app)
+    for session in sessions["items"]:
+        response = client.delete(
+            f"/api/v1/auth/sessions/{session['id']}", headers=world.bob.headers
+        )
+        assert_refused(app, before, response, 404, "not_found")
+    assert client.get("/api/v1/users/me", headers=world.alice.headers).status_code == 200
