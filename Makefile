@@ -15,7 +15,7 @@ help:
 	@echo "make lint     - ruff, ruff format --check, mypy and import-linter"
 	@echo "make migrate  - autogenerate a migration: make migrate m='what changed'"
 	@echo "make upgrade  - apply migrations to DATABASE_URL (default instance/parley.db)"
-	@echo "make bench    - benchmarks on PostgreSQL (event delivery latency with 200 listeners)"
+	@echo "make bench    - benchmarks on PostgreSQL: HTTP against a bare-Flask ceiling, event latency"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,9 +58,10 @@ upgrade: $(BIN)/.installed
 check-migrations: $(BIN)/.installed
 	$(BIN)/flask db check
 
-# Benchmarks run on a fresh PostgreSQL database of their own (BENCH_ADMIN_URL, default the local
-# server) and are never part of the pass/fail test run.
+# Benchmarks run on fresh PostgreSQL databases of their own (BENCH_ADMIN_URL, default the local
+# server) and are never part of the pass/fail test run. They need wrk (apt-get install wrk).
 bench: $(BIN)/.installed
+	$(PY) scripts/bench_http.py
 	$(PY) scripts/bench_events.py
 
 clean:

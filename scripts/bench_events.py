@@ -13,77 +13,38 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
-import psycopg
 import requests
+from bench_common import (
+    admin_url,
+    create_database,
+    drop_database,
+    migrate,
+    percentile,
+    production_env,
+    start_server,
+    stop_server,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark password 1"
-
-
-def create_database(admin_url: str) -> str:
-    name = f"parley_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return process
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("gunicorn did not start")
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def run(redis_url: str, listeners: int, messages: int, database_url: str) -> dict[str, float]:
     port = 8700 + (1 if redis_url else 0)
     base = f"http://127.0.0.1:{port}/api/v1"
-    env = {
-        **os.environ,
-        "PARLEY_ENV": "production",
-        "SECRET_KEY": "bench-secret-key-0123456789abcdef0123456789",
-        "JWT_SECRET_KEY": "bench-jwt-secret-key-0123456789abcdef012345",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",  # setup speed; logins are not measured here
-        "RATELIMIT_ENABLED": "false",
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_THREADS": str(listeners + 32),  # every listener holds a thread while it waits
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        "EVENTS_POLL_SECONDS": "1",
-        "GUNICORN_GRACEFUL_TIMEOUT": "3",  # idle long-polls need not finish at the end
-    }
+    env = production_env(
+        database_url,
+        REDIS_URL=redis_url,
+        PASSWORD_HASH_METHOD="scrypt:1024:8:1",  # setup speed; logins are not measured here
+        RATELIMIT_ENABLED="false",
+        WEB_CONCURRENCY="2",
+        GUNICORN_THREADS=str(listeners + 32),  # every listener holds a thread while it waits
+        EVENTS_POLL_SECONDS="1",
+        GUNICORN_GRACEFUL_TIMEOUT="3",  # idle long-polls need not finish at the end
+    )
     server = start_server(env, port)
     try:
         http = requests.Session()
@@ -173,47 +134,21 @@ def run(redis_url: str, listeners: int, messages: int, database_url: str) -> dic
             "mean_ms": statistics.fmean(ms),
         }
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listeners", type=int, default=200)
     parser.add_argument("--messages", type=int, default=30)
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    parser.add_argument("--admin-url", default=admin_url())
     parser.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     )
     args = parser.parse_args()
-    name = create_database(args.admin_url)
-    database_url = (
-        args.admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-        + f"/{name}"
-    )
+    name, database_url = create_database(args.admin_url)
     try:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "PARLEY_ENV": "production",
-            "SECRET_KEY": "x" * 40,
-            "JWT_SECRET_KEY": "y" * 40,
-        }
-        subprocess.run(
-            [sys.executable, "-m", "flask", "db", "upgrade"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        migrate(database_url)
         rows = []
         for label, redis_url in (("with Redis", args.redis_url), ("without Redis (1 s poll)", "")):
             result = run(redis_url, args.listeners, args.messages, database_url)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
 from app.database import db
 from app.database.base import UTCDateTime
@@ -114,20 +115,12 @@ def delete_member(member: Member) -> None:
     db.session.flush()
 
 
-def _snapshot_activity(as_of: datetime) -> sa.ColumnElement[datetime]:
-    """Return a conversation's ``last_activity_at`` as it was at ``as_of``.
-
-    Conversations active since then take their newest message sent up to ``as_of`` (or their
-    creation), so that a list paged from one snapshot keeps one order while messages arrive.
-    """
-    newest_then = (
-        sa.select(sa.func.max(Message.created_at))
+def _activity_as_of(as_of: datetime) -> sa.ScalarSelect[datetime]:
+    """Return a conversation's activity as it was at ``as_of``: its newest message by then."""
+    return (
+        sa.select(sa.func.coalesce(sa.func.max(Message.created_at), Conversation.created_at))
         .where(Message.conversation_id == Conversation.id, Message.created_at <= as_of)
         .scalar_subquery()
-    )
-    return sa.case(
-        (Conversation.last_activity_at <= as_of, Conversation.last_activity_at),
-        else_=sa.func.coalesce(newest_then, Conversation.created_at),
     )
 
 
@@ -136,26 +129,93 @@ def list_user_conversations(
     as_of: datetime,
     after: tuple[datetime, int] | None,
     limit: int,
-) -> Sequence[sa.Row[tuple[Conversation, Member, datetime]]]:
-    """Return the user's conversations by activity as of ``as_of``, newest first, after a keyset."""
-    activity = _snapshot_activity(as_of).label("activity")
-    inner = (
-        sa.select(Conversation.id.label("cid"), activity)
+) -> Sequence[sa.Row[tuple[Conversation, Member, datetime, Message | None, int, int]]]:
+    """Return a page of the user's conversations by activity as of ``as_of``, newest first.
+
+    The order is the activity each conversation had at ``as_of`` (the first page's time), so
+    messages arriving while a client pages move nothing between pages. Memberships quiet since
+    then are read in that order straight from the (user, activity) index, ``limit`` of them;
+    the few active since then get their activity as of ``as_of`` recomputed. The cost is one
+    statement that grows with the page size, never with how many conversations the user has.
+
+    Each row: the conversation, the user's membership, its activity as of ``as_of``, the
+    newest message (or None), the user's unread count and the member count.
+    """
+    key = (
+        None
+        if after is None
+        else sa.tuple_(sa.literal(after[0], UTCDateTime), sa.literal(after[1]))
+    )
+    quiet = sa.select(
+        Member.conversation_id.label("cid"), Member.last_activity_at.label("activity")
+    ).where(Member.user_id == user_id, Member.last_activity_at <= as_of)
+    if key is not None:
+        quiet = quiet.where(sa.tuple_(Member.last_activity_at, Member.conversation_id) < key)
+    quiet_page = (
+        quiet.order_by(Member.last_activity_at.desc(), Member.conversation_id.desc())
+        .limit(limit)
+        .subquery("quiet")
+    )
+    then = _activity_as_of(as_of)
+    moved = (
+        sa.select(Conversation.id.label("cid"), then.label("activity"))
         .join(Member, Member.conversation_id == Conversation.id)
-        .where(Member.user_id == user_id, Conversation.created_at <= as_of)
-        .subquery()
+        .where(
+            Member.user_id == user_id,
+            Member.last_activity_at > as_of,
+            Conversation.created_at <= as_of,
+        )
+        .subquery("moved")
+    )
+    moved_rows = sa.select(moved.c.cid, moved.c.activity)
+    if key is not None:
+        moved_rows = moved_rows.where(sa.tuple_(moved.c.activity, moved.c.cid) < key)
+    candidates = sa.union_all(
+        sa.select(quiet_page.c.cid, quiet_page.c.activity), moved_rows
+    ).subquery("candidates")
+
+    last = aliased(Message, name="last_message")
+    counted = aliased(Message, name="unread_message")
+    others = aliased(Member, name="other_member")
+    unread = (
+        sa.select(sa.func.count())
+        .select_from(counted)
+        .where(
+            counted.conversation_id == Conversation.id,
+            counted.seq > Member.last_read_seq,
+            counted.sender_id != user_id,
+            counted.deleted_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+    member_count = (
+        sa.select(sa.func.count())
+        .select_from(others)
+        .where(others.conversation_id == Conversation.id)
+        .scalar_subquery()
     )
     stmt = (
-        sa.select(Conversation, Member, inner.c.activity)
-        .join(inner, inner.c.cid == Conversation.id)
+        sa.select(Conversation, Member, candidates.c.activity, last, unread, member_count)
+        .join(candidates, candidates.c.cid == Conversation.id)
         .join(Member, sa.and_(Member.conversation_id == Conversation.id, Member.user_id == user_id))
-        .order_by(inner.c.activity.desc(), Conversation.id.desc())
+        .outerjoin(
+            last,
+            sa.and_(last.conversation_id == Conversation.id, last.seq == Conversation.last_seq),
+        )
+        .order_by(candidates.c.activity.desc(), Conversation.id.desc())
         .limit(limit)
     )
-    if after is not None:
-        key = sa.tuple_(sa.literal(after[0], UTCDateTime), sa.literal(after[1]))
-        stmt = stmt.where(sa.tuple_(inner.c.activity, Conversation.id) < key)
     return db.session.execute(stmt).all()
+
+
+def touch_members(conversation_id: int, moment: datetime) -> None:
+    """Copy a conversation's new activity time onto all its memberships."""
+    db.session.execute(
+        sa.update(Member)
+        .where(Member.conversation_id == conversation_id)
+        .values(last_activity_at=moment)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def last_messages(conversation_ids: Sequence[int]) -> dict[int, Message]:

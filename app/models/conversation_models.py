@@ -53,10 +53,18 @@ class Member(db.Model):  # type: ignore[name-defined]
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: Messages with ``seq`` above this are unread for the user.
     last_read_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    #: A copy of the conversation's ``last_activity_at``, kept equal by every send, so that a
+    #: user's conversation list is read in order from this table's index, one page at a time.
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
         sa.CheckConstraint("role IN ('owner', 'member')", name="role"),
-        sa.Index("ix_conversation_members_user_id", "user_id", "conversation_id"),
+        sa.Index(
+            "ix_conversation_members_user_activity",
+            "user_id",
+            "last_activity_at",
+            "conversation_id",
+        ),
     )
 
     def __repr__(self) -> str:

@@ -144,7 +144,13 @@ def start_direct(user_id: int, other_id: int) -> tuple[dict[str, Any], bool]:
                     )
                 )
                 conversation_crud.add_members(
-                    Member(conversation_id=existing.id, user_id=uid, role="member", joined_at=now)
+                    Member(
+                        conversation_id=existing.id,
+                        user_id=uid,
+                        role="member",
+                        joined_at=now,
+                        last_activity_at=now,
+                    )
                     for uid in sorted({low, high})
                 )
                 event_service.emit([emit_conversation("conversation.created", existing)])
@@ -179,11 +185,14 @@ def create_group(user_id: int, title: str, member_ids: Sequence[int]) -> dict[st
         )
     )
     conversation_crud.add_members(
-        [Member(conversation_id=conversation.id, user_id=user_id, role="owner", joined_at=now)]
-        + [
-            Member(conversation_id=conversation.id, user_id=uid, role="member", joined_at=now)
-            for uid in others
-        ]
+        Member(
+            conversation_id=conversation.id,
+            user_id=uid,
+            role="owner" if uid == user_id else "member",
+            joined_at=now,
+            last_activity_at=now,
+        )
+        for uid in [user_id, *others]
     )
     event_service.emit([emit_conversation("conversation.created", conversation)])
     return _view(*require_membership(conversation.id, user_id))
@@ -221,7 +230,10 @@ def list_conversations(
         as_of, after = utcnow(), None
     rows = conversation_crud.list_user_conversations(user_id, as_of, after, limit + 1)
     page = rows[:limit]
-    items = _views([(row[0], row[1]) for row in page], user_id)
+    items = [
+        _resource(conversation, member, last, unread, members)
+        for conversation, member, _, last, unread, members in page
+    ]
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
@@ -246,6 +258,11 @@ def update_title(conversation_id: int, user_id: int, title: str) -> dict[str, An
     conversation.title = title
     event_service.emit([emit_conversation("conversation.updated", conversation)])
     return _view(conversation, member)
+
+
+def touch_members(conversation_id: int, moment: datetime) -> None:
+    """Record new activity on every membership of a conversation (the caller holds its lock)."""
+    conversation_crud.touch_members(conversation_id, moment)
 
 
 def member_ids(conversation_id: int) -> list[int]:
@@ -299,6 +316,7 @@ def add_members(
             role="member",
             joined_at=now,
             last_read_seq=conversation.last_seq,
+            last_activity_at=conversation.last_activity_at,
         )
         for uid in new_ids
     )

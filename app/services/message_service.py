@@ -55,6 +55,7 @@ def _send(
     now = utcnow()
     conversation.last_seq += 1
     conversation.last_activity_at = now
+    conversation_service.touch_members(conversation_id, now)
     message = message_crud.add_message(
         Message(
             conversation_id=conversation_id,
