@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
+from flask import jsonify, url_for
 
 from app.api.security import auth_required, current_user_id
 from app.extensions import Blueprint
@@ -18,6 +18,7 @@ from app.schemas.conversation_schema import (
     ReadMarkerSchema,
     ReadStateSchema,
     UnreadMarkerSchema,
+    dump_conversation,
 )
 from app.schemas.fields import PageQuerySchema
 from app.services import conversation_service
@@ -59,7 +60,7 @@ def list_conversations(query: dict[str, Any]) -> Any:
     items, next_cursor = conversation_service.list_conversations(
         current_user_id(), query["limit"], query["cursor"]
     )
-    return {"items": items, "next_cursor": next_cursor}
+    return jsonify({"items": [dump_conversation(c) for c in items], "next_cursor": next_cursor})
 
 
 @blp.route("/<id:conversation_id>", methods=["GET"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
+from flask import jsonify, url_for
 
 from app.api.rate_limits import per_user_sends
 from app.api.security import auth_required, current_user_id
@@ -15,6 +15,7 @@ from app.schemas.conversation_schema import (
     MessageQuerySchema,
     MessageSchema,
     MessageUpdateSchema,
+    dump_message,
 )
 from app.services import message_service
 
@@ -48,8 +49,11 @@ def send_message(data: dict[str, Any], conversation_id: int) -> Any:
 @blp.response(200, MessagePageSchema)
 def list_messages(query: dict[str, Any], conversation_id: int) -> Any:
     """Page through history by `seq` (items always ascending)."""
-    return message_service.list_messages(
+    page = message_service.list_messages(
         conversation_id, current_user_id(), query.get("before"), query.get("after"), query["limit"]
+    )
+    return jsonify(
+        {"items": [dump_message(m) for m in page["items"]], "has_more": page["has_more"]}
     )
 
 

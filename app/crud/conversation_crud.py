@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
@@ -115,15 +117,6 @@ def delete_member(member: Member) -> None:
     db.session.flush()
 
 
-def _activity_as_of(as_of: datetime) -> sa.ScalarSelect[datetime]:
-    """Return a conversation's activity as it was at ``as_of``: its newest message by then."""
-    return (
-        sa.select(sa.func.coalesce(sa.func.max(Message.created_at), Conversation.created_at))
-        .where(Message.conversation_id == Conversation.id, Message.created_at <= as_of)
-        .scalar_subquery()
-    )
-
-
 def list_user_conversations(
     user_id: int,
     as_of: datetime,
@@ -141,22 +134,41 @@ def list_user_conversations(
     Each row: the conversation, the user's membership, its activity as of ``as_of``, the
     newest message (or None), the user's unread count and the member count.
     """
-    key = (
-        None
-        if after is None
-        else sa.tuple_(sa.literal(after[0], UTCDateTime), sa.literal(after[1]))
+    params: dict[str, object] = {"user_id": user_id, "as_of": as_of, "limit": limit}
+    if after is not None:
+        params.update(after_activity=after[0], after_id=after[1])
+    return db.session.execute(_page_statement(after is not None), params).all()
+
+
+@functools.cache
+def _page_statement(keyset: bool) -> sa.Select[Any]:
+    """Build the page statement once, with bound parameters.
+
+    Building a statement this size takes longer than running it; built once, it is reused by
+    every request (SQLAlchemy statements are immutable and safe to share between threads).
+    """
+    user_id = sa.bindparam("user_id", type_=sa.BigInteger)
+    as_of = sa.bindparam("as_of", type_=UTCDateTime)
+    limit = sa.bindparam("limit", type_=sa.Integer)
+    key = sa.tuple_(
+        sa.bindparam("after_activity", type_=UTCDateTime),
+        sa.bindparam("after_id", type_=sa.BigInteger),
     )
     quiet = sa.select(
         Member.conversation_id.label("cid"), Member.last_activity_at.label("activity")
     ).where(Member.user_id == user_id, Member.last_activity_at <= as_of)
-    if key is not None:
+    if keyset:
         quiet = quiet.where(sa.tuple_(Member.last_activity_at, Member.conversation_id) < key)
     quiet_page = (
         quiet.order_by(Member.last_activity_at.desc(), Member.conversation_id.desc())
         .limit(limit)
         .subquery("quiet")
     )
-    then = _activity_as_of(as_of)
+    then = (
+        sa.select(sa.func.coalesce(sa.func.max(Message.created_at), Conversation.created_at))
+        .where(Message.conversation_id == Conversation.id, Message.created_at <= as_of)
+        .scalar_subquery()
+    )
     moved = (
         sa.select(Conversation.id.label("cid"), then.label("activity"))
         .join(Member, Member.conversation_id == Conversation.id)
@@ -168,7 +180,7 @@ def list_user_conversations(
         .subquery("moved")
     )
     moved_rows = sa.select(moved.c.cid, moved.c.activity)
-    if key is not None:
+    if keyset:
         moved_rows = moved_rows.where(sa.tuple_(moved.c.activity, moved.c.cid) < key)
     candidates = sa.union_all(
         sa.select(quiet_page.c.cid, quiet_page.c.activity), moved_rows
@@ -194,7 +206,7 @@ def list_user_conversations(
         .where(others.conversation_id == Conversation.id)
         .scalar_subquery()
     )
-    stmt = (
+    return (
         sa.select(Conversation, Member, candidates.c.activity, last, unread, member_count)
         .join(candidates, candidates.c.cid == Conversation.id)
         .join(Member, sa.and_(Member.conversation_id == Conversation.id, Member.user_id == user_id))
@@ -205,7 +217,6 @@ def list_user_conversations(
         .order_by(candidates.c.activity.desc(), Conversation.id.desc())
         .limit(limit)
     )
-    return db.session.execute(stmt).all()
 
 
 def touch_members(conversation_id: int, moment: datetime) -> None:

@@ -93,7 +93,7 @@ def list_messages(
     """Return a page of history in ascending ``seq`` (see ``message_crud.list_messages``)."""
     conversation_service.require_membership(conversation_id, user_id)
     items, has_more = message_crud.list_messages(conversation_id, before, after, limit)
-    return {"items": items, "has_more": has_more}
+    return {"items": [conversation_service.message_data(m) for m in items], "has_more": has_more}
 
 
 def get_message(conversation_id: int, user_id: int, seq: int) -> Message:
