@@ -66,7 +66,12 @@ def register_extensions(app: Flask) -> None:
     from app.core.logging import init_request_logging
     from app.core.metrics import init_metrics
     from app.database import db
-    from app.database.connection import configure_engine, engine_options, install_commit_hooks
+    from app.database.connection import (
+        configure_engine,
+        engine_options,
+        init_session_teardown,
+        install_commit_hooks,
+    )
     from app.extensions import jwt, limiter, migrate
 
     url = app.config["SQLALCHEMY_DATABASE_URI"]
@@ -76,6 +81,7 @@ def register_extensions(app: Flask) -> None:
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(url, app.config["SQLITE_BUSY_TIMEOUT"])
     )
     db.init_app(app)
+    init_session_teardown(app)
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
@@ -125,9 +131,8 @@ def register_api(app: Flask) -> None:
 
     flask-smorest's Api holds one app's spec, so each app gets its own instance.
     """
-    from flask_smorest import Api
-
     from app.api import health_routes, register_blueprints
+    from app.extensions import Api
 
     api = Api(app, spec_kwargs={"components": {"securitySchemes": OPENAPI_SECURITY_SCHEMES}})
     register_blueprints(api)

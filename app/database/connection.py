@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
+from flask import Flask
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -133,3 +134,23 @@ def make_engine(database_url: str, sqlite_busy_timeout: int = 5) -> Engine:
     engine = sa.create_engine(url, **engine_options(url, sqlite_busy_timeout))
     configure_engine(engine)
     return engine
+
+
+def release_session(_error: BaseException | None = None) -> None:
+    """End the request's session, even when its connection died under it.
+
+    The session's closing ``ROLLBACK`` fails when the database went away during the request
+    (a restart, a failover). SQLAlchemy has then already invalidated the connection; what is left
+    is to forget the session, so the request still gets its answer (a 503 already rendered, not
+    a bare 500 from the teardown) and the next request on this thread starts with a fresh one.
+    """
+    try:
+        db.session.remove()
+    except sa.exc.DBAPIError as error:
+        log.warning("discarded a session whose connection failed: %s", error.orig)
+        db.session.registry.clear()
+
+
+def init_session_teardown(app: Flask) -> None:
+    """Register :func:`release_session`; it runs before Flask-SQLAlchemy's own teardown."""
+    app.teardown_appcontext(release_session)

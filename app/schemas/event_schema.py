@@ -22,7 +22,10 @@ class EventQuerySchema(Schema):
     """``GET /events?since=&timeout=``."""
 
     since = Text(
-        validate=validate.Length(min=1, max=32),
+        validate=[
+            validate.Length(min=1, max=32),
+            validate.Regexp(r"^[0-9]+$", error="Invalid cursor."),
+        ],
         metadata={"description": "The `next` of the previous call; omit it to get a start."},
     )
     timeout = fields.Float(
@@ -35,7 +38,12 @@ class EventQuerySchema(Schema):
 class StreamQuerySchema(Schema):
     """``GET /events/stream?since=`` (``Last-Event-ID`` takes precedence)."""
 
-    since = Text(validate=validate.Length(min=1, max=32))
+    since = Text(
+        validate=[
+            validate.Length(min=1, max=32),
+            validate.Regexp(r"^[0-9]+$", error="Invalid cursor."),
+        ]
+    )
 
 
 class EventSchema(Schema):

@@ -92,6 +92,10 @@ class BodySchema(Schema):
         unknown = RAISE
 
 
+#: Page cursors are base64url text and a signature, joined by a dot.
+CURSOR_PATTERN = r"^[A-Za-z0-9_.-]*$"
+
+
 class PageQuerySchema(Schema):
     """``?limit=&cursor=`` for keyset-paginated lists (unknown query parameters are ignored)."""
 
@@ -102,6 +106,9 @@ class PageQuerySchema(Schema):
     )
     cursor = Text(
         load_default=None,
-        validate=validate.Length(max=512),
+        validate=[
+            validate.Length(max=512),
+            validate.Regexp(CURSOR_PATTERN, error="Not a cursor of this API."),
+        ],
         metadata={"description": "The `next_cursor` of the previous page."},
     )
