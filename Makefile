@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 export FLASK_APP := wsgi.py
 
-.PHONY: help run test lint format migrate upgrade check-migrations bench clean
+.PHONY: help run test lint format migrate upgrade check-migrations bench soak clean
 
 help:
 	@echo "make run      - install, migrate the SQLite database and serve on http://127.0.0.1:5000"
@@ -16,6 +16,7 @@ help:
 	@echo "make migrate  - autogenerate a migration: make migrate m='what changed'"
 	@echo "make upgrade  - apply migrations to DATABASE_URL (default instance/parley.db)"
 	@echo "make bench    - benchmarks on PostgreSQL: HTTP against a bare-Flask ceiling, event latency"
+	@echo "make soak     - five minutes of mixed traffic: errors by status, worker memory growth"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +64,11 @@ check-migrations: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(PY) scripts/bench_http.py
 	$(PY) scripts/bench_events.py
+
+# Five minutes of mixed traffic over every endpoint against gunicorn on a fresh PostgreSQL
+# database; fails on any 5xx or on 10 % worker memory growth. SOAK_ARGS="--minutes 1" shortens it.
+soak: $(BIN)/.installed
+	$(PY) scripts/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -7,8 +7,9 @@ import os
 
 os.environ["PARLEY_ENV"] = "testing"  # before config is imported: no .env, testing defaults
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import flask_migrate
 import pytest
@@ -96,3 +97,22 @@ def migrations_dir() -> Path:
 def chat(client: FlaskClient) -> Chat:
     """Drive the conversation endpoints."""
     return Chat(client)
+
+
+#: Figures the reliability tests measure (acknowledged writes checked, statuses seen), printed
+#: at the end of the run so CI logs show them.
+_REPORT: list[str] = []
+
+
+@pytest.fixture
+def report() -> Callable[[str], None]:
+    """Add a line to the run's closing report."""
+    return _REPORT.append
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the reliability figures after the test results."""
+    if _REPORT:
+        terminalreporter.section("Parley reliability figures")
+        for line in _REPORT:
+            terminalreporter.write_line(line)

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,7 +228,9 @@ class Load:
                 thread.join(60)
 
 
-def test_database_restart_under_load(app: Flask, own_postgres: OwnPostgres, tmp_path: Path) -> None:
+def test_database_restart_under_load(
+    app: Flask, own_postgres: OwnPostgres, tmp_path: Path, report: Callable[[str], None]
+) -> None:
     server, base = start_gunicorn(own_postgres.url, tmp_path / "server.log", workers=2)
     try:
         alice, _, conversation_id = direct_chat(base, "db")
@@ -263,7 +265,7 @@ def test_database_restart_under_load(app: Flask, own_postgres: OwnPostgres, tmp_
     assert load.slowest < MAX_SECONDS, load.slowest
     stored = stored_client_ids(own_postgres.url, conversation_id)
     missing = set(load.acknowledged) - set(stored)
-    print(
+    report(
         f"database restart: {len(load.acknowledged)} acknowledged sends checked, "
         f"{len(missing)} missing; statuses {counts}; "
         f"outage {outage['end'] - outage['start']:.1f} s; slowest request {load.slowest:.1f} s"
@@ -286,7 +288,12 @@ def worker_pids(master: int) -> list[int]:
 
 
 def test_killed_workers_leave_whole_sends_and_retries_do_not_duplicate(
-    app: Flask, database_url: str, _schema: None, is_postgres: bool, tmp_path: Path
+    app: Flask,
+    database_url: str,
+    _schema: None,
+    is_postgres: bool,
+    tmp_path: Path,
+    report: Callable[[str], None],
 ) -> None:
     if not is_postgres:
         pytest.skip("runs in the PostgreSQL pass (the SQLite pass covers load without kills)")
@@ -334,7 +341,7 @@ def test_killed_workers_leave_whole_sends_and_retries_do_not_duplicate(
     seqs = stored_seqs(database_url, conversation_id)
     assert seqs == list(range(1, len(seqs) + 1))  # a killed send left no hole
     replayed = sum(1 for status in retried.values() if status == 200)
-    print(
+    report(
         f"worker kills: {kills} workers killed; {len(load.acknowledged)} acknowledged sends all "
         f"stored; {len(retried)} unanswered sends retried ({replayed} had been stored, "
         f"{len(retried) - replayed} had not); no duplicates, seq 1..{len(seqs)} without gaps"

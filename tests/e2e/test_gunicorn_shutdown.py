@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,7 +26,12 @@ SENDERS = 6
 
 
 def test_sigterm_under_load_loses_no_acknowledged_request(
-    app: Flask, database_url: str, _schema: None, tmp_path: Path, is_postgres: bool
+    app: Flask,
+    database_url: str,
+    _schema: None,
+    tmp_path: Path,
+    is_postgres: bool,
+    report: Callable[[str], None],
 ) -> None:
     server, base = start_gunicorn(
         database_url, tmp_path / "server.log", workers=2, GUNICORN_GRACEFUL_TIMEOUT="20"
@@ -135,7 +141,7 @@ def test_sigterm_under_load_loses_no_acknowledged_request(
             )
         )
     missing = set(acknowledged) - stored
-    print(
+    report(
         f"SIGTERM under load: {len(acknowledged)} acknowledged sends, all checked, "
         f"{len(missing)} missing; {refused} refused while stopping; "
         f"stopped in {stopped_after:.1f} s"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,12 @@ pytestmark = pytest.mark.e2e
 
 
 def test_concurrent_writers_and_readers_never_see_database_is_locked(
-    app: Flask, database_url: str, _schema: None, is_postgres: bool, tmp_path: Path
+    app: Flask,
+    database_url: str,
+    _schema: None,
+    is_postgres: bool,
+    tmp_path: Path,
+    report: Callable[[str], None],
 ) -> None:
     if is_postgres:
         pytest.skip("runs in the SQLite pass")
@@ -38,4 +44,4 @@ def test_concurrent_writers_and_readers_never_see_database_is_locked(
     assert "database is locked" not in log_path.read_text()
     stored = stored_client_ids(database_url, conversation_id)
     assert set(load.acknowledged) <= set(stored) and len(stored) == len(set(stored))
-    print(f"SQLite under load: statuses {counts}, slowest request {load.slowest:.2f} s")
+    report(f"SQLite under load: statuses {counts}, slowest request {load.slowest:.2f} s")
