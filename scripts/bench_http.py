@@ -306,11 +306,18 @@ def main() -> None:
     scales = [s.strip() for s in args.scales.split(",") if s.strip()]
     started = time.monotonic()
     print("ceiling: bare Flask", flush=True)
-    top = ceiling(args.duration)
+    first = ceiling(args.duration)
     data = {}
     for scale in scales:
         print(f"scale {scale}", flush=True)
         data[scale] = bench_scale(scale, args.duration, args.admin_url)
+    print("ceiling again", flush=True)
+    last = ceiling(args.duration)
+    # The ceiling drifts on a shared machine (gthread's keep-alive connections can all land on
+    # one worker); Parley is compared with the better of the two, at the start and the end.
+    top = {c: max(first[c], last[c], key=lambda r: r.rps) for c in CONNECTIONS}
+    for c in CONNECTIONS:
+        print(f"ceiling at {c} connections: {first[c].rps:,.0f} then {last[c].rps:,.0f} req/s")
 
     print(
         f"\n## HTTP benchmark: PostgreSQL, gunicorn 2 gthread workers, wrk on loopback, "
