@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from app.database import db
 from app.database.base import utcnow
 from app.models import AuthSession, User
+from tests.conftest import clean_database, make_app
 from tests.factories import PASSWORD, UserFactory
 from tests.helpers import assert_problem
 
@@ -380,3 +381,18 @@ class TestPasswordChange:
             headers=user.headers,
         )
         assert "new_password" in assert_problem(response, 422)["errors"]["json"]
+
+
+def test_location_is_a_path_behind_a_tls_proxy(database_url: str, _schema: None) -> None:
+    # Parley writes no absolute URL, so the public scheme and host need no configuration.
+    app = make_app(database_url, TRUSTED_PROXIES=1)
+    try:
+        response = app.test_client().post(
+            REGISTER,
+            json={"email": "p@example.com", "username": "proxied", "password": PASSWORD},
+            headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "chat.example.com"},
+        )
+        assert response.status_code == 201
+        assert response.headers["Location"] == f"/api/v1/users/{response.get_json()['id']}"
+    finally:
+        clean_database(app)

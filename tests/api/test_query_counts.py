@@ -53,6 +53,14 @@ def test_conversation_list_statements_do_not_grow(
     assert counts[1] <= 2, counts  # the session check, and one statement for the page
 
 
+def test_own_profile_is_two_statements(app: Flask, client: FlaskClient, users: UserFactory) -> None:
+    alice = users.create("alice")
+    with counting(app) as statements:
+        response = client.get("/api/v1/users/me", headers=alice.headers)
+    assert response.status_code == 200
+    assert len(statements) == 2, statements  # the session check, and the user
+
+
 def test_history_statements_do_not_grow(
     app: Flask, client: FlaskClient, users: UserFactory, chat: Chat
 ) -> None:

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 from app import create_app
 from config import TestingConfig
 from tests.e2e.conftest import start_gunicorn
-from tests.e2e.test_gunicorn_auth import PASSWORD
+from tests.e2e.test_gunicorn_auth import register_and_login
 
 pytestmark = pytest.mark.e2e
 
@@ -65,16 +65,7 @@ schema = schemathesis.openapi.from_dict(DESCRIPTION).exclude(path="/api/v1/event
 
 def fresh_token(base: str) -> str:
     """Register and log in a new user; each example gets its own, so none can spoil another."""
-    name = f"fuzz{next(_numbers)}"
-    requests.post(
-        f"{base}/api/v1/auth/register",
-        json={"email": f"{name}@example.com", "username": name, "password": PASSWORD},
-        timeout=10,
-    )
-    response = requests.post(
-        f"{base}/api/v1/auth/login", json={"login": name, "password": PASSWORD}, timeout=10
-    )
-    return str(response.json()["access_token"])
+    return register_and_login(base, f"fuzz{next(_numbers)}")["access_token"]
 
 
 @schema.parametrize()
