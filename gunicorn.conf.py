@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from gunicorn import glogging
+
 bind = (
     os.environ.get("GUNICORN_BIND")
     or f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
@@ -29,6 +31,21 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+
+class ParleyLogger(glogging.Logger):
+    """gunicorn's logger, building access lines only when GUNICORN_ACCESS_LOG asks for them.
+
+    With a logging configuration set (below), gunicorn would format an access line for every
+    request only for the WARNING-level logger to drop it; Parley writes its own.
+    """
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        """Log the request in gunicorn's format, when an access log is configured."""
+        if self.cfg.accesslog:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = ParleyLogger
 # gunicorn's own lines (worker starts, exits, timeouts) as JSON, like the app's.
 logconfig_dict = {
     "version": 1,

@@ -69,6 +69,7 @@ def register_extensions(app: Flask) -> None:
     from app.database.connection import (
         configure_engine,
         engine_options,
+        guard_writes,
         init_session_teardown,
         install_commit_hooks,
     )
@@ -78,12 +79,15 @@ def register_extensions(app: Flask) -> None:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////:memory:"):
         Path(sa.make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
     app.config.setdefault(
-        "SQLALCHEMY_ENGINE_OPTIONS", engine_options(url, app.config["SQLITE_BUSY_TIMEOUT"])
+        "SQLALCHEMY_ENGINE_OPTIONS",
+        engine_options(url, app.config["SQLITE_BUSY_TIMEOUT"], app.config["DB_POOL_SIZE"]),
     )
     db.init_app(app)
     init_session_teardown(app)
     with app.app_context():
         configure_engine(db.engine)
+        if app.testing:
+            guard_writes(db.engine)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     jwt.init_app(app)
     init_jwt(jwt)

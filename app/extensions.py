@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
+import flask_jwt_extended
 import flask_smorest
-from flask_jwt_extended import JWTManager
+from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
@@ -43,6 +47,55 @@ class Blueprint(flask_smorest.Blueprint):
     """flask-smorest blueprint using Parley's request parser."""
 
     ARGUMENTS_PARSER = ParleyParser()
+
+
+class JWTManager(flask_jwt_extended.JWTManager):
+    """flask-jwt-extended's manager, remembering the access tokens it has verified.
+
+    A client sends the same access token with every request until it expires, and verifying it
+    (flask-jwt-extended parses it three times, then checks the HMAC) costs more than the rest of a
+    small read. A token string that verified once always decodes to the same claims under the
+    same key, so each worker keeps the verified claims of recent tokens (a bounded LRU keyed by
+    key and token) and checks only the expiry again. Revocation is unaffected: the session check
+    runs on every request, cached or not.
+    """
+
+    #: Verified tokens kept per worker; about 1 KiB each.
+    CACHE_SIZE = 4096
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._verified: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _decode_jwt_from_config(
+        self, encoded_token: str, csrf_value: Any = None, allow_expired: bool = False
+    ) -> dict[str, Any]:
+        if csrf_value is not None or allow_expired:
+            return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
+        key = (str(current_app.config["JWT_SECRET_KEY"]), encoded_token)
+        with self._lock:
+            claims = self._verified.get(key)
+            if claims is not None:
+                self._verified.move_to_end(key)
+        if claims is not None and _unexpired(claims, current_app.config["JWT_DECODE_LEEWAY"]):
+            return dict(claims)
+        # Not seen, or expired: the full check, which raises the error a client should see.
+        claims = super()._decode_jwt_from_config(encoded_token)
+        with self._lock:
+            self._verified[key] = claims
+            while len(self._verified) > self.CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return dict(claims)
+
+
+def _unexpired(claims: dict[str, Any], leeway: Any) -> bool:
+    """PyJWT's expiry rule: valid while ``exp > now - leeway`` (no ``exp``: never expires)."""
+    exp = claims.get("exp")
+    if exp is None:
+        return True
+    seconds = leeway.total_seconds() if hasattr(leeway, "total_seconds") else float(leeway)
+    return bool(exp > time.time() - seconds)
 
 
 migrate = Migrate()

@@ -39,7 +39,7 @@ def send_message(data: dict[str, Any], conversation_id: int) -> Any:
     message, created = message_service.send_message(
         conversation_id, current_user_id(), data["body"], data.get("client_id")
     )
-    location = url_for("messages.get_message", conversation_id=conversation_id, seq=message.seq)
+    location = url_for("messages.get_message", conversation_id=conversation_id, seq=message["seq"])
     return message, 201 if created else 200, {"Location": location}
 
 

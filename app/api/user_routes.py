@@ -24,7 +24,7 @@ blp = Blueprint("users", __name__, url_prefix="/users", description="User accoun
 @blp.response(200, UserPrivateSchema)
 def get_me() -> Any:
     """Return the caller's own account."""
-    return user_service.get_active_user(current_user_id())
+    return user_service.get_own_account(current_user_id())
 
 
 @blp.route("/me", methods=["PATCH"])

@@ -53,6 +53,19 @@ def get_member(conversation_id: int, user_id: int) -> Member | None:
     return db.session.get(Member, (conversation_id, user_id))
 
 
+_IS_MEMBER = sa.select(sa.literal(1)).where(
+    sa.inspect(Member).local_table.c.conversation_id
+    == sa.bindparam("conversation_id", type_=sa.BigInteger),
+    sa.inspect(Member).local_table.c.user_id == sa.bindparam("user_id", type_=sa.BigInteger),
+)
+
+
+def is_member(conversation_id: int, user_id: int) -> bool:
+    """Whether the user belongs to the conversation."""
+    params = {"conversation_id": conversation_id, "user_id": user_id}
+    return db.session.execute(_IS_MEMBER, params).first() is not None
+
+
 def get_membership_with_conversation(
     conversation_id: int, user_id: int
 ) -> tuple[Conversation, Member] | None:
@@ -122,7 +135,7 @@ def list_user_conversations(
     as_of: datetime,
     after: tuple[datetime, int] | None,
     limit: int,
-) -> Sequence[sa.Row[tuple[Conversation, Member, datetime, Message | None, int, int]]]:
+) -> list[dict[str, Any]]:
     """Return a page of the user's conversations by activity as of ``as_of``, newest first.
 
     The order is the activity each conversation had at ``as_of`` (the first page's time), so
@@ -131,13 +144,16 @@ def list_user_conversations(
     the few active since then get their activity as of ``as_of`` recomputed. The cost is one
     statement that grows with the page size, never with how many conversations the user has.
 
-    Each row: the conversation, the user's membership, its activity as of ``as_of``, the
-    newest message (or None), the user's unread count and the member count.
+    Each row (plain columns, no ORM objects: a page is read on every app start and refresh):
+    the conversation's columns, ``my_role`` and ``my_last_read_seq``, ``activity`` as of
+    ``as_of``, the newest message's columns prefixed ``last_`` (None without messages),
+    ``unread_count`` and ``member_count``.
     """
     params: dict[str, object] = {"user_id": user_id, "as_of": as_of, "limit": limit}
     if after is not None:
         params.update(after_activity=after[0], after_id=after[1])
-    return db.session.execute(_page_statement(after is not None), params).all()
+    result = db.session.execute(_page_statement(after is not None), params)
+    return [dict(row) for row in result.mappings().all()]
 
 
 @functools.cache
@@ -207,7 +223,27 @@ def _page_statement(keyset: bool) -> sa.Select[Any]:
         .scalar_subquery()
     )
     return (
-        sa.select(Conversation, Member, candidates.c.activity, last, unread, member_count)
+        sa.select(
+            Conversation.id,
+            Conversation.kind,
+            Conversation.title,
+            Conversation.created_at,
+            Conversation.created_by,
+            Conversation.last_seq,
+            Conversation.last_activity_at,
+            Member.role.label("my_role"),
+            Member.last_read_seq.label("my_last_read_seq"),
+            candidates.c.activity,
+            last.id.label("last_id"),
+            last.sender_id.label("last_sender_id"),
+            last.body.label("last_body"),
+            last.client_id.label("last_client_id"),
+            last.created_at.label("last_created_at"),
+            last.edited_at.label("last_edited_at"),
+            last.deleted_at.label("last_deleted_at"),
+            unread.label("unread_count"),
+            member_count.label("member_count"),
+        )
         .join(candidates, candidates.c.cid == Conversation.id)
         .join(Member, sa.and_(Member.conversation_id == Conversation.id, Member.user_id == user_id))
         .outerjoin(

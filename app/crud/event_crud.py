@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import ReturningInsert
 
 from app.database import db
+from app.database.base import UTCDateTime
 from app.models.conversation_models import Member
 from app.models.event_models import EventCounter, UserEvent
 
@@ -43,6 +46,64 @@ def allocate(counts: dict[int, int]) -> dict[int, int]:
         [{"user_id": uid, "last_seq": current[uid] + counts[uid]} for uid in user_ids],
     )
     return {uid: current[uid] + 1 for uid in user_ids}
+
+
+@functools.cache
+def _fan_out_statements(dialect: str) -> tuple[ReturningInsert[tuple[int]], sa.Insert]:
+    """Build the two statements of :func:`fan_out` once per dialect, with bound parameters."""
+    members = sa.inspect(Member).local_table
+    counters = sa.inspect(EventCounter).local_table
+    events = sa.inspect(UserEvent).local_table
+    conversation_id = sa.bindparam("conversation_id", type_=sa.BigInteger)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Members in user-id order: the counters are locked in that order, as in allocate().
+    upsert = insert(counters).from_select(
+        ["user_id", "last_seq", "pruned_seq"],
+        sa.select(members.c.user_id, sa.literal(1, sa.BigInteger), sa.literal(0, sa.BigInteger))
+        .where(members.c.conversation_id == conversation_id)
+        .order_by(members.c.user_id),
+    )
+    take = upsert.on_conflict_do_update(
+        index_elements=[counters.c.user_id], set_={"last_seq": counters.c.last_seq + 1}
+    ).returning(counters.c.user_id)
+    write = sa.insert(events).from_select(
+        ["user_id", "seq", "type", "conversation_id", "subject_id", "data", "created_at"],
+        sa.select(
+            counters.c.user_id,
+            counters.c.last_seq,
+            sa.bindparam("type", type_=sa.String(32)),
+            conversation_id,
+            sa.bindparam("subject_id", type_=sa.BigInteger),
+            sa.bindparam("data", type_=sa.JSON),
+            sa.bindparam("created_at", type_=UTCDateTime),
+        )
+        .join(members, members.c.user_id == counters.c.user_id)
+        .where(members.c.conversation_id == conversation_id),
+    )
+    return take, write
+
+
+def fan_out(
+    conversation_id: int, kind: str, subject_id: int | None, data: Any, now: datetime
+) -> list[int]:
+    """Append the same event to the log of every member of a conversation; return the members.
+
+    Two statements whatever the number of members: the first takes the next position of each
+    member's counter (creating missing counters) and keeps those rows locked until the
+    transaction ends; the second writes each member's event at the position just taken. The
+    caller must hold the conversation's row lock, so membership cannot change in between.
+    """
+    take, write = _fan_out_statements(db.engine.dialect.name)
+    recipients = list(db.session.scalars(take, {"conversation_id": conversation_id}))
+    params = {
+        "conversation_id": conversation_id,
+        "type": kind,
+        "subject_id": subject_id,
+        "data": data,
+        "created_at": now,
+    }
+    db.session.execute(write, params)
+    return recipients
 
 
 def add_events(rows: list[dict[str, Any]]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -13,6 +14,26 @@ from app.models.user_models import User
 def get_user(user_id: int) -> User | None:
     """Return the user with this id, active or not."""
     return db.session.get(User, user_id)
+
+
+_users = sa.inspect(User).local_table
+
+#: The caller's own account, built once as a Core statement (the hot path of ``GET /users/me``).
+_ACCOUNT = sa.select(
+    _users.c.id,
+    _users.c.username,
+    _users.c.display_name,
+    _users.c.created_at,
+    _users.c.email,
+    _users.c.is_admin,
+    _users.c.is_active,
+).where(_users.c.id == sa.bindparam("user_id", type_=sa.BigInteger))
+
+
+def get_account(user_id: int) -> dict[str, Any] | None:
+    """Return the user's public and private fields as a mapping, active or not."""
+    row = db.session.execute(_ACCOUNT, {"user_id": user_id}).first()
+    return dict(row._mapping) if row else None
 
 
 def get_user_for_update(user_id: int) -> User | None:

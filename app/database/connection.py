@@ -13,37 +13,51 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, has_request_context
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from app.database import db
+from app.database.session import writing
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_immediate: ContextVar[bool] = ContextVar("parley_sqlite_immediate", default=False)
 
-
-def engine_options(database_url: str, sqlite_busy_timeout: int) -> dict[str, Any]:
+def engine_options(
+    database_url: str, sqlite_busy_timeout: int, pool_size: int = 5
+) -> dict[str, Any]:
     """Return ``create_engine`` keyword arguments suited to the database behind the URL."""
     url = sa.make_url(database_url)
     if url.get_backend_name() == "sqlite":
         return {"connect_args": {"timeout": sqlite_busy_timeout, "check_same_thread": False}}
     return {
         "pool_pre_ping": True,
+        "pool_size": pool_size,
         "pool_recycle": 1800,
         "connect_args": {"connect_timeout": 5},
     }
 
 
 def configure_engine(engine: Engine) -> None:
-    """Install the per-connection settings an engine needs (SQLite only)."""
-    if engine.dialect.name != "sqlite":
+    """Install the per-connection settings an engine needs.
+
+    PostgreSQL: generic plans for prepared statements. psycopg prepares a statement after its
+    fifth use; PostgreSQL would still plan some of them again on every execution (the page of
+    conversations took longer to plan than to run), while Parley's statements are all keyed
+    lookups whose best plan does not depend on the values.
+    """
+    if engine.dialect.name == "postgresql":
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_pg_connect(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET plan_cache_mode = force_generic_plan")
+            dbapi_connection.commit()
+
         return
 
     @sa.event.listens_for(engine, "connect")
@@ -58,7 +72,26 @@ def configure_engine(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing.get() else "BEGIN")
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def guard_writes(engine: Engine) -> None:
+    """Fail any write a request makes outside :func:`transactional` (installed when testing).
+
+    On PostgreSQL such a write would run in autocommit mode and could be left half done, so the
+    test suite makes it an error on both databases instead.
+    """
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _check(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if writing.get() or not has_request_context():
+            return
+        head = statement.lstrip()[:6].upper()
+        if head in _WRITES or "FOR UPDATE" in statement:
+            raise RuntimeError(f"write outside @transactional: {statement[:80]!r}")
 
 
 def transactional(fn: Callable[P, R]) -> Callable[P, R]:
@@ -71,11 +104,11 @@ def transactional(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         session = db.session()  # the request's Session behind the scoped proxy
-        if _immediate.get():  # nested call: the outer function owns the transaction
+        if writing.get():  # nested call: the outer function owns the transaction
             return fn(*args, **kwargs)
         if session.in_transaction():
             session.commit()
-        token = _immediate.set(True)
+        token = writing.set(True)
         try:
             result = fn(*args, **kwargs)
             session.commit()
@@ -84,7 +117,7 @@ def transactional(fn: Callable[P, R]) -> Callable[P, R]:
             session.rollback()
             raise
         finally:
-            _immediate.reset(token)
+            writing.reset(token)
 
     return wrapper
 

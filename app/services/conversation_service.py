@@ -6,7 +6,7 @@ exist (404), on every endpoint, with the same answer as for an id that was never
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +33,12 @@ def require_membership(conversation_id: int, user_id: int) -> tuple[Conversation
     if found is None:
         raise _not_found()
     return found
+
+
+def check_membership(conversation_id: int, user_id: int) -> None:
+    """Raise NotFoundError unless the user is a member (one indexed lookup, nothing loaded)."""
+    if not conversation_crud.is_member(conversation_id, user_id):
+        raise _not_found()
 
 
 def lock_for_member(conversation_id: int, user_id: int) -> tuple[Conversation, Member]:
@@ -230,17 +236,45 @@ def list_conversations(
         as_of, after = utcnow(), None
     rows = conversation_crud.list_user_conversations(user_id, as_of, after, limit + 1)
     page = rows[:limit]
-    items = [
-        _resource(conversation, member, last, unread, members)
-        for conversation, member, _, last, unread, members in page
-    ]
+    items = [_resource_of_row(row) for row in page]
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
         next_cursor = encode_cursor(
-            [as_of.isoformat(), _as_utc(last[2]).isoformat(), last[0].id], _secret()
+            [as_of.isoformat(), _as_utc(last["activity"]).isoformat(), last["id"]], _secret()
         )
     return items, next_cursor
+
+
+def _resource_of_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Build the Conversation resource from a ``list_user_conversations`` row."""
+    last = None
+    if row["last_id"] is not None:
+        last = {
+            "id": row["last_id"],
+            "conversation_id": row["id"],
+            "seq": row["last_seq"],
+            "sender_id": row["last_sender_id"],
+            "body": row["last_body"],
+            "client_id": row["last_client_id"],
+            "created_at": row["last_created_at"],
+            "edited_at": row["last_edited_at"],
+            "deleted": row["last_deleted_at"] is not None,
+        }
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "title": row["title"],
+        "created_at": row["created_at"],
+        "created_by": row["created_by"],
+        "last_seq": row["last_seq"],
+        "last_message": last,
+        "last_activity_at": row["last_activity_at"],
+        "my_role": row["my_role"],
+        "my_last_read_seq": row["my_last_read_seq"],
+        "unread_count": row["unread_count"],
+        "member_count": row["member_count"],
+    }
 
 
 def _as_utc(moment: datetime) -> datetime:

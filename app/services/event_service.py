@@ -98,6 +98,17 @@ def emit(events: Sequence[tuple[Sequence[int], str, int | None, Any]]) -> None:
     _wake_after_commit(counts)
 
 
+def emit_to_members(kind: str, conversation_id: int, data: dict[str, Any]) -> None:
+    """Write one event, the same for everyone, to the log of each member of a conversation.
+
+    The caller holds the conversation's row lock (members cannot change meanwhile). Two
+    statements, however large the conversation, where :func:`emit` needs a row per recipient.
+    """
+    recipients = event_crud.fan_out(conversation_id, kind, None, _jsonable(data), utcnow())
+    if recipients:
+        _wake_after_commit(recipients)
+
+
 def _wake_after_commit(user_ids: Iterable[int]) -> None:
     # One wake-up per transaction, for every user it wrote events for.
     pending: set[int] | None = db.session.info.get(_PENDING_KEY)

@@ -30,10 +30,11 @@ def _same_send(message: Message, body: str) -> Message:
 
 def send_message(
     conversation_id: int, sender_id: int, body: str, client_id: str | None
-) -> tuple[Message, bool]:
+) -> tuple[dict[str, Any], bool]:
     """Store a message, or return the one first stored under ``client_id``; True when new.
 
-    Sending moves the sender's own read marker to the new message.
+    Sending moves the sender's own read marker to the new message. The message comes back as
+    the Message resource's fields, taken inside the transaction (nothing to reload after it).
     """
     try:
         return _send(conversation_id, sender_id, body, client_id)
@@ -46,12 +47,12 @@ def send_message(
 @transactional
 def _send(
     conversation_id: int, sender_id: int, body: str, client_id: str | None
-) -> tuple[Message, bool]:
+) -> tuple[dict[str, Any], bool]:
     conversation, member = conversation_service.lock_for_member(conversation_id, sender_id)
     if client_id is not None:
         existing = message_crud.get_by_client_id(conversation_id, sender_id, client_id)
         if existing is not None:
-            return _same_send(existing, body), False
+            return conversation_service.message_data(_same_send(existing, body)), False
     now = utcnow()
     conversation.last_seq += 1
     conversation.last_activity_at = now
@@ -67,33 +68,34 @@ def _send(
         )
     )
     member.last_read_seq = conversation.last_seq
-    _emit("message.created", message)
-    return message, True
+    data = _emit("message.created", message)
+    return data, True
 
 
-def _emit(kind: str, message: Message) -> None:
+def _emit(kind: str, message: Message) -> dict[str, Any]:
+    """Tell every member; return the message's resource fields."""
     # Members cannot change meanwhile: every caller holds the conversation's row lock.
-    recipients = conversation_service.member_ids(message.conversation_id)
     data = conversation_service.message_data(message)
-    event_service.emit([(recipients, kind, message.conversation_id, data)])
+    event_service.emit_to_members(kind, message.conversation_id, data)
+    return data
 
 
 @transactional
-def _replay(conversation_id: int, sender_id: int, body: str, client_id: str) -> Message:
+def _replay(conversation_id: int, sender_id: int, body: str, client_id: str) -> dict[str, Any]:
     conversation_service.require_membership(conversation_id, sender_id)
     existing = message_crud.get_by_client_id(conversation_id, sender_id, client_id)
     if existing is None:  # pragma: no cover - the constraint that fired names this row
         raise ConflictError("The message could not be stored; try again.")
-    return _same_send(existing, body)
+    return conversation_service.message_data(_same_send(existing, body))
 
 
 def list_messages(
     conversation_id: int, user_id: int, before: int | None, after: int | None, limit: int
 ) -> dict[str, Any]:
     """Return a page of history in ascending ``seq`` (see ``message_crud.list_messages``)."""
-    conversation_service.require_membership(conversation_id, user_id)
+    conversation_service.check_membership(conversation_id, user_id)
     items, has_more = message_crud.list_messages(conversation_id, before, after, limit)
-    return {"items": [conversation_service.message_data(m) for m in items], "has_more": has_more}
+    return {"items": items, "has_more": has_more}
 
 
 def get_message(conversation_id: int, user_id: int, seq: int) -> Message:

@@ -69,6 +69,17 @@ def get_active_user(user_id: int) -> User:
     return user
 
 
+def get_own_account(user_id: int) -> dict[str, Any]:
+    """Return the caller's account fields (``UserPrivate``), or raise NotFoundError.
+
+    Reads one row without loading the ORM object: ``GET /users/me`` is the most frequent call.
+    """
+    account = user_crud.get_account(user_id)
+    if account is None or not account["is_active"]:
+        raise NotFoundError("No such user.")
+    return account
+
+
 def find_user(username: str) -> User:
     """Return the user with this username (any case), or raise NotFoundError."""
     user = user_crud.get_user_by_username_key(username.lower())

@@ -39,7 +39,7 @@ def test_lost_send_race_returns_the_original(
     with app.app_context():
         conversation, _ = conversation_service.start_direct(alice.id, bob.id)
         original, created = message_service.send_message(conversation["id"], alice.id, "hi", "k1")
-        original_id, original_seq = original.id, original.seq
+        original_id, original_seq = original["id"], original["seq"]
     real = message_crud.get_by_client_id
     calls = {"n": 0}
 
@@ -51,7 +51,7 @@ def test_lost_send_race_returns_the_original(
     monkeypatch.setattr(message_crud, "get_by_client_id", blind_first_lookup)
     with app.app_context():
         replay, created = message_service.send_message(conversation["id"], alice.id, "hi", "k1")
-        assert not created and (replay.id, replay.seq) == (original_id, original_seq)
+        assert not created and (replay["id"], replay["seq"]) == (original_id, original_seq)
         calls["n"] = 0
         with pytest.raises(ConflictError):
             message_service.send_message(conversation["id"], alice.id, "different", "k1")
