@@ -40,7 +40,7 @@ def create_app(config_class: type[Config] | None = None, **overrides: Any) -> Fl
     app.config.from_object(config_class)
     app.config.update(overrides)
     app.url_map.converters["id"] = _id_converter()
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = _json_provider(app)
 
     register_extensions(app)
     register_api(app)
@@ -49,6 +49,12 @@ def create_app(config_class: type[Config] | None = None, **overrides: Any) -> Fl
     register_shell_context(app)
     register_commands(app)
     return app
+
+
+def _json_provider(app: Flask) -> Any:
+    from app.core.http import JSONProvider
+
+    return JSONProvider(app)
 
 
 def _id_converter() -> type:

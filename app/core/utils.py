@@ -25,5 +25,6 @@ class IdConverter(IntegerConverter):
 
 def iso_z(moment: datetime) -> str:
     """Format a timestamp as ISO 8601 in UTC with milliseconds and ``Z``."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
