@@ -68,11 +68,10 @@ class Config:
     SQLALCHEMY_TRACK_MODIFICATIONS = False
     #: Seconds a SQLite writer waits for the write lock before the request gets 503.
     SQLITE_BUSY_TIMEOUT = as_int(os.environ.get("SQLITE_BUSY_TIMEOUT"), 5)
-    #: PostgreSQL connections each process keeps open: one per gunicorn thread by default, so a
-    #: busy worker never closes and reopens connections (up to 10 more open for bursts).
-    DB_POOL_SIZE = as_int(
-        os.environ.get("DB_POOL_SIZE"), as_int(os.environ.get("GUNICORN_THREADS"), 16)
-    )
+    #: PostgreSQL connections each process keeps open once opened (10 more open for bursts, then
+    #: close). One per thread of the default gunicorn worker, so a busy worker never reconnects;
+    #: waiting long-polls and streams hold no connection, so more threads need no more of them.
+    DB_POOL_SIZE = as_int(os.environ.get("DB_POOL_SIZE"), 16)
 
     # Optional services
     REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -85,6 +85,5 @@ def test_a_scrape_sums_all_workers(
             )
             == 1
         )
-        # One pooled connection per gunicorn thread (8 in these servers), per worker.
-        assert sample_value(text, "parley_db_pool_size") == 3 * 8
+        assert sample_value(text, "parley_db_pool_size") == 3 * 16  # DB_POOL_SIZE per worker
         assert sample_value(text, "parley_db_pool_connections") >= 1
