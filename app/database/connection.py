@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -35,7 +36,6 @@ def engine_options(
     if url.get_backend_name() == "sqlite":
         return {"connect_args": {"timeout": sqlite_busy_timeout, "check_same_thread": False}}
     return {
-        "pool_pre_ping": True,
         "pool_size": pool_size,
         "pool_recycle": 1800,
         "connect_args": {"connect_timeout": 5},
@@ -58,6 +58,7 @@ def configure_engine(engine: Engine) -> None:
                 cursor.execute("SET plan_cache_mode = force_generic_plan")
             dbapi_connection.commit()
 
+        ping_idle_connections(engine)
         return
 
     @sa.event.listens_for(engine, "connect")
@@ -73,6 +74,39 @@ def configure_engine(engine: Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing.get() else "BEGIN")
+
+
+#: A pooled connection unused for this long is checked with a ping before a request gets it.
+PING_AFTER_IDLE_SECONDS = 10.0
+_IDLE_SINCE = "parley_idle_since"
+
+
+def ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection before use when it sat idle, instead of before every use.
+
+    SQLAlchemy's ``pool_pre_ping`` costs a round trip on every checkout, a third of the round
+    trips of a small read. A connection used within the last few seconds is almost surely
+    alive; one that sat idle may have been cut (a database restart, a firewall), and is pinged.
+    A dead one invalidates the pool and the request gets a fresh connection. If the database
+    restarts under load, the requests already using old connections fail with 503 (their error
+    invalidates the pool too) and retries get new ones.
+    """
+
+    @sa.event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or busy: used moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise sa.exc.InvalidatePoolError() from error
+            raise
 
 
 _WRITES = ("INSERT", "UPDATE", "DELETE")
