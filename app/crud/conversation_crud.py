@@ -33,19 +33,22 @@ def get_direct_conversation(direct_key: str) -> Conversation | None:
     return db.session.scalar(sa.select(Conversation).where(Conversation.direct_key == direct_key))
 
 
-def lock_conversation(conversation_id: int) -> Conversation | None:
-    """Return a conversation with its row locked until the transaction ends.
+def lock_membership(conversation_id: int, user_id: int) -> tuple[Conversation, Member] | None:
+    """Return a conversation with its row locked until the transaction ends, and the membership.
 
     Every write to a conversation's messages or members takes this lock first, which orders
     them: sends get consecutive ``seq`` values, membership changes do not interleave.
     (SQLite has no row locks; its writers are already serialised by ``BEGIN IMMEDIATE``.)
+    One statement; None when the conversation does not exist or the user is not a member.
     """
-    return db.session.scalar(
-        sa.select(Conversation)
-        .where(Conversation.id == conversation_id)
-        .with_for_update()
+    row = db.session.execute(
+        sa.select(Conversation, Member)
+        .join(Member, Member.conversation_id == Conversation.id)
+        .where(Conversation.id == conversation_id, Member.user_id == user_id)
+        .with_for_update(of=Conversation)
         .execution_options(populate_existing=True)
-    )
+    ).first()
+    return (row[0], row[1]) if row else None
 
 
 def get_member(conversation_id: int, user_id: int) -> Member | None:
@@ -255,12 +258,24 @@ def _page_statement(keyset: bool) -> sa.Select[Any]:
     )
 
 
-def touch_members(conversation_id: int, moment: datetime) -> None:
-    """Copy a conversation's new activity time onto all its memberships."""
+def touch_members(
+    conversation_id: int, moment: datetime, reader: tuple[int, int] | None = None
+) -> None:
+    """Copy a conversation's new activity time onto all its memberships.
+
+    ``reader``, ``(user_id, seq)``: also move that member's read marker to ``seq``, in the same
+    statement (a sender has read their own message).
+    """
+    values: dict[str, Any] = {"last_activity_at": moment}
+    if reader is not None:
+        values["last_read_seq"] = sa.case(
+            (Member.user_id == reader[0], reader[1]),
+            else_=Member.last_read_seq,
+        )
     db.session.execute(
         sa.update(Member)
         .where(Member.conversation_id == conversation_id)
-        .values(last_activity_at=moment)
+        .values(values)
         .execution_options(synchronize_session=False)
     )
 

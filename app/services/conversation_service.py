@@ -43,11 +43,10 @@ def check_membership(conversation_id: int, user_id: int) -> None:
 
 def lock_for_member(conversation_id: int, user_id: int) -> tuple[Conversation, Member]:
     """Lock the conversation row for a write by one of its members (NotFoundError otherwise)."""
-    conversation = conversation_crud.lock_conversation(conversation_id)
-    member = conversation_crud.get_member(conversation_id, user_id) if conversation else None
-    if conversation is None or member is None:
+    found = conversation_crud.lock_membership(conversation_id, user_id)
+    if found is None:
         raise _not_found()
-    return conversation, member
+    return found
 
 
 def _check_users(user_ids: Sequence[int], field: str = "member_ids") -> None:
@@ -294,9 +293,14 @@ def update_title(conversation_id: int, user_id: int, title: str) -> dict[str, An
     return _view(conversation, member)
 
 
-def touch_members(conversation_id: int, moment: datetime) -> None:
-    """Record new activity on every membership of a conversation (the caller holds its lock)."""
-    conversation_crud.touch_members(conversation_id, moment)
+def touch_members(
+    conversation_id: int, moment: datetime, reader: tuple[int, int] | None = None
+) -> None:
+    """Record new activity on every membership of a conversation (the caller holds its lock).
+
+    ``reader``, ``(user_id, seq)``: that member has also read up to ``seq``.
+    """
+    conversation_crud.touch_members(conversation_id, moment, reader)
 
 
 def member_ids(conversation_id: int) -> list[int]:

@@ -48,7 +48,7 @@ def send_message(
 def _send(
     conversation_id: int, sender_id: int, body: str, client_id: str | None
 ) -> tuple[dict[str, Any], bool]:
-    conversation, member = conversation_service.lock_for_member(conversation_id, sender_id)
+    conversation, _ = conversation_service.lock_for_member(conversation_id, sender_id)
     if client_id is not None:
         existing = message_crud.get_by_client_id(conversation_id, sender_id, client_id)
         if existing is not None:
@@ -56,7 +56,8 @@ def _send(
     now = utcnow()
     conversation.last_seq += 1
     conversation.last_activity_at = now
-    conversation_service.touch_members(conversation_id, now)
+    # Everyone's activity time, and the sender's read marker: they have read their own message.
+    conversation_service.touch_members(conversation_id, now, (sender_id, conversation.last_seq))
     message = message_crud.add_message(
         Message(
             conversation_id=conversation_id,
@@ -67,7 +68,6 @@ def _send(
             created_at=now,
         )
     )
-    member.last_read_seq = conversation.last_seq
     data = _emit("message.created", message)
     return data, True
 
