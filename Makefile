@@ -63,6 +63,7 @@ check-migrations: $(BIN)/.installed
 # server) and are never part of the pass/fail test run. They need wrk (apt-get install wrk).
 bench: $(BIN)/.installed
 	$(PY) scripts/bench_http.py
+	$(PY) scripts/bench_cpu.py
 	$(PY) scripts/bench_events.py
 
 # Five minutes of mixed traffic over every endpoint against gunicorn on a fresh PostgreSQL

@@ -158,6 +158,22 @@ def run_wrk(url: str, script: str, connections: int, seconds: int, env: dict[str
     return Result(rps, p50, p99, errors, total)
 
 
+def measure(url: str, script: str, connections: int, seconds: int, env: dict[str, str]) -> Result:
+    """One wrk run; at several connections the better of two runs.
+
+    With keep-alive clients, gthread workers take connections as they come: in one run all 32 may
+    land on one worker while the other idles, halving throughput. Two runs, keeping the better,
+    measure the server rather than that draw (the ceiling gets the same treatment).
+    """
+    first = run_wrk(url, script, connections, seconds, env)
+    if connections == 1:
+        return first
+    second = run_wrk(url, script, connections, seconds, env)
+    best = max(first, second, key=lambda r: r.rps)
+    best.errors = first.errors + second.errors
+    return best
+
+
 def ceiling(seconds: int) -> dict[int, Result]:
     """Measure the bare Flask app under the same gunicorn configuration."""
     env = production_env("sqlite://", RATELIMIT_ENABLED="false")
@@ -165,7 +181,7 @@ def ceiling(seconds: int) -> dict[int, Result]:
     try:
         url = f"http://127.0.0.1:{PORT}/ping"
         run_wrk(url, "get.lua", 32, 2, {})
-        return {c: run_wrk(url, "get.lua", c, seconds, {}) for c in CONNECTIONS}
+        return {c: measure(url, "get.lua", c, seconds, {}) for c in CONNECTIONS}
     finally:
         stop_server(server)
 
@@ -258,7 +274,7 @@ def bench_scale(scale_name: str, seconds: int, admin: str) -> dict[str, Any]:
                 # Warm up (a login warm-up at 32 connections would leave a backlog of hashes).
                 run_wrk(url, scenario.script, 1 if scenario.key == "login" else 32, 2, wrk_env)
                 results[scenario.key] = {
-                    c: run_wrk(url, scenario.script, c, seconds, wrk_env) for c in CONNECTIONS
+                    c: measure(url, scenario.script, c, seconds, wrk_env) for c in CONNECTIONS
                 }
                 print(f"  {scale_name}: {scenario.label} done", flush=True)
         finally:
