@@ -303,11 +303,6 @@ def touch_members(
     conversation_crud.touch_members(conversation_id, moment, reader)
 
 
-def member_ids(conversation_id: int) -> list[int]:
-    """Return the ids of a conversation's members (for this domain's services)."""
-    return conversation_crud.member_ids(conversation_id)
-
-
 def list_members(conversation_id: int, user_id: int) -> list[dict[str, Any]]:
     """Return the members of one of the caller's conversations."""
     require_membership(conversation_id, user_id)
