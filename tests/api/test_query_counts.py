@@ -92,3 +92,38 @@ def test_members_statements_do_not_grow(
             client.get(f"/api/v1/conversations/{group['id']}/members", headers=owner.headers)
         counts.append(len(statements))
     assert counts[0] == counts[1], counts
+
+
+def test_a_send_costs_the_same_statements_whatever_the_group_size(
+    app: Flask, client: FlaskClient, users: UserFactory, chat: Chat
+) -> None:
+    owner = users.create("owner")
+    others = [users.create(f"m{i}") for i in range(12)]
+    cursors = {
+        m.id: client.get("/api/v1/events", headers=m.headers).get_json()["next"] for m in others
+    }
+    counts = {}
+    events = {}
+    for size in (1, 4, 12):
+        group = chat.group(owner, *others[:size], title=f"g{size}")
+        chat.send(owner, group["id"], "first")  # every member's event counter exists
+        with counting(app) as statements:
+            response = client.post(
+                f"/api/v1/conversations/{group['id']}/messages",
+                json={"body": "counted", "client_id": f"k{size}"},
+                headers=owner.headers,
+            )
+        assert response.status_code == 201
+        counts[size] = len(statements)
+        events[size] = sum(
+            s.lstrip().upper().startswith("INSERT INTO USER_EVENTS") for s in statements
+        )
+    assert len(set(counts.values())) == 1, counts  # the fan-out does not grow with the members
+    assert counts[1] <= 8, counts
+    assert set(events.values()) == {1}, events  # one INSERT writes every member's event
+    for member in others:  # and each member did get it
+        feed = client.get(
+            f"/api/v1/events?since={cursors[member.id]}&timeout=0", headers=member.headers
+        ).get_json()
+        bodies = [e["data"].get("body") for e in feed["events"] if e["type"] == "message.created"]
+        assert "counted" in bodies
