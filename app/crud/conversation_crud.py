@@ -51,6 +51,39 @@ def lock_membership(conversation_id: int, user_id: int) -> tuple[Conversation, M
     return (row[0], row[1]) if row else None
 
 
+_conversations = sa.inspect(Conversation).local_table
+_members = sa.inspect(Member).local_table
+
+#: A send's first write: lock the conversation row, take its next ``seq`` and record the
+#: activity, if the sender is a member. One statement, so the lock is taken as late as it can be.
+_NEXT_SEQ = (
+    sa.update(_conversations)
+    .where(
+        _conversations.c.id == sa.bindparam("conversation_id", type_=sa.BigInteger),
+        sa.exists().where(
+            _members.c.conversation_id == _conversations.c.id,
+            _members.c.user_id == sa.bindparam("user_id", type_=sa.BigInteger),
+        ),
+    )
+    .values(
+        last_seq=_conversations.c.last_seq + 1,
+        last_activity_at=sa.bindparam("now", type_=UTCDateTime),
+    )
+    .returning(_conversations.c.last_seq)
+)
+
+
+def take_next_seq(conversation_id: int, user_id: int, now: datetime) -> int | None:
+    """Lock a conversation for a member's send and return its next ``seq``.
+
+    Bumps ``last_seq`` and sets ``last_activity_at``; the row stays locked until the transaction
+    ends. None when the conversation does not exist or the user is not a member.
+    """
+    return db.session.execute(
+        _NEXT_SEQ, {"conversation_id": conversation_id, "user_id": user_id, "now": now}
+    ).scalar()
+
+
 def get_member(conversation_id: int, user_id: int) -> Member | None:
     """Return a user's membership of a conversation."""
     return db.session.get(Member, (conversation_id, user_id))
@@ -258,26 +291,36 @@ def _page_statement(keyset: bool) -> sa.Select[Any]:
     )
 
 
+_TOUCH = (
+    sa.update(_members)
+    .where(_members.c.conversation_id == sa.bindparam("touched_id", type_=sa.BigInteger))
+    .values(last_activity_at=sa.bindparam("moment", type_=UTCDateTime))
+)
+_TOUCH_AND_READ = _TOUCH.values(
+    last_read_seq=sa.case(
+        (
+            _members.c.user_id == sa.bindparam("reader_id", type_=sa.BigInteger),
+            sa.bindparam("read_seq", type_=sa.BigInteger),
+        ),
+        else_=_members.c.last_read_seq,
+    )
+)
+
+
 def touch_members(
     conversation_id: int, moment: datetime, reader: tuple[int, int] | None = None
 ) -> None:
     """Copy a conversation's new activity time onto all its memberships.
 
     ``reader``, ``(user_id, seq)``: also move that member's read marker to ``seq``, in the same
-    statement (a sender has read their own message).
+    statement (a sender has read their own message). Both statements are built once.
     """
-    values: dict[str, Any] = {"last_activity_at": moment}
-    if reader is not None:
-        values["last_read_seq"] = sa.case(
-            (Member.user_id == reader[0], reader[1]),
-            else_=Member.last_read_seq,
-        )
-    db.session.execute(
-        sa.update(Member)
-        .where(Member.conversation_id == conversation_id)
-        .values(values)
-        .execution_options(synchronize_session=False)
-    )
+    params: dict[str, Any] = {"touched_id": conversation_id, "moment": moment}
+    if reader is None:
+        db.session.execute(_TOUCH, params)
+    else:
+        params["reader_id"], params["read_seq"] = reader
+        db.session.execute(_TOUCH_AND_READ, params)
 
 
 def last_messages(conversation_ids: Sequence[int]) -> dict[int, Message]:

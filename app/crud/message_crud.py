@@ -11,10 +11,18 @@ from app.database import db
 from app.models.conversation_models import Message
 
 
-def add_message(message: Message) -> Message:
-    """Add a message and flush so it has an id."""
-    db.session.add(message)
-    db.session.flush()
+def insert_message(message: Message) -> Message:
+    """Store a new (transient) message in one INSERT, without the ORM's flush; set its id.
+
+    Attributes left None are left out, so the columns' defaults apply.
+    """
+    table = sa.inspect(Message).local_table
+    values = {
+        column.key: value
+        for column in table.c
+        if column.key != "id" and (value := getattr(message, column.key)) is not None
+    }
+    message.id = db.session.execute(sa.insert(table).returning(table.c.id), values).scalar_one()
     return message
 
 

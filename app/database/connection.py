@@ -128,6 +128,17 @@ def guard_writes(engine: Engine) -> None:
             raise RuntimeError(f"write outside @transactional: {statement[:80]!r}")
 
 
+def release_connection() -> None:
+    """End the request's read transaction, if any, handing its connection back to the pool.
+
+    For a request about to wait (for its turn to write, say): it holds no connection meanwhile,
+    and its next statement starts afresh. Does nothing inside a write transaction.
+    """
+    session = db.session()
+    if not writing.get() and session.in_transaction():
+        session.commit()
+
+
 def transactional(fn: Callable[P, R]) -> Callable[P, R]:
     """Run a service function as one write transaction: commit on success, roll back on error.
 
@@ -137,11 +148,10 @@ def transactional(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        session = db.session()  # the request's Session behind the scoped proxy
         if writing.get():  # nested call: the outer function owns the transaction
             return fn(*args, **kwargs)
-        if session.in_transaction():
-            session.commit()
+        release_connection()
+        session = db.session()  # the request's Session behind the scoped proxy
         token = writing.set(True)
         try:
             result = fn(*args, **kwargs)

@@ -49,6 +49,18 @@ def lock_for_member(conversation_id: int, user_id: int) -> tuple[Conversation, M
     return found
 
 
+def take_next_seq(conversation_id: int, user_id: int, now: datetime) -> int:
+    """Lock the conversation for a member's send; return the ``seq`` the message takes.
+
+    Also records ``now`` as the conversation's last activity. NotFoundError when the
+    conversation does not exist or the user is not a member.
+    """
+    seq = conversation_crud.take_next_seq(conversation_id, user_id, now)
+    if seq is None:
+        raise _not_found()
+    return seq
+
+
 def _check_users(user_ids: Sequence[int], field: str = "member_ids") -> None:
     unknown = sorted(set(user_ids) - user_service.active_user_ids(user_ids))
     if unknown:

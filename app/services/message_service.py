@@ -1,11 +1,14 @@
 """Messages: gap-free ``seq`` per conversation, idempotent sends, edits and tombstones.
 
-A send locks its conversation's row, then checks the sender's ``client_id``, then takes
-``last_seq + 1``: sends to one conversation are serialised by that lock, so their ``seq`` values
-follow the order in which the server accepted them, with no gap (a failed send rolls its bump
-back) and no repeat (``(conversation_id, seq)`` is unique). A retry with the same ``client_id``
-finds the first message under the lock; the unique ``(conversation, sender, client_id)``
-constraint backs that up if two retries ever raced past it.
+A send's first statement locks its conversation's row and takes ``last_seq + 1``: sends to one
+conversation are serialised by that lock, so their ``seq`` values follow the order in which the
+server accepted them, with no gap (a failed send rolls its bump back) and no repeat
+(``(conversation_id, seq)`` is unique). A retry with the same ``client_id`` is stopped by the
+unique ``(conversation, sender, client_id)`` constraint: its transaction rolls back, and the
+first message is returned instead. Retries are rare, so new sends do not pay for a lookup.
+
+Within a worker, sends to one conversation first queue for their turn (:mod:`app.core.locks`), so
+that at most one of them per worker waits for the row lock in the database.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ from typing import Any
 import sqlalchemy.exc as sa_exc
 
 from app.core.errors import ConflictError, ForbiddenError, NotFoundError
+from app.core.locks import LocalQueue
 from app.crud import message_crud
 from app.database.base import utcnow
-from app.database.connection import transactional
+from app.database.connection import release_connection, transactional
 from app.models.conversation_models import Message
 from app.services import conversation_service, event_service
+
+#: Sends of this worker, queued per conversation in front of its row lock.
+send_queue = LocalQueue()
 
 
 def _same_send(message: Message, body: str) -> Message:
@@ -36,11 +43,14 @@ def send_message(
     Sending moves the sender's own read marker to the new message. The message comes back as
     the Message resource's fields, taken inside the transaction (nothing to reload after it).
     """
+    release_connection()  # no pooled connection held while queueing
     try:
-        return _send(conversation_id, sender_id, body, client_id)
+        with send_queue.turn(conversation_id):
+            return _send(conversation_id, sender_id, body, client_id)
     except sa_exc.IntegrityError:
         if client_id is None:  # pragma: no cover - seq is assigned under the row lock
             raise
+        # The client_id was used before (or a concurrent retry won): answer with that message.
         return _replay(conversation_id, sender_id, body, client_id), False
 
 
@@ -48,26 +58,21 @@ def send_message(
 def _send(
     conversation_id: int, sender_id: int, body: str, client_id: str | None
 ) -> tuple[dict[str, Any], bool]:
-    conversation, _ = conversation_service.lock_for_member(conversation_id, sender_id)
-    if client_id is not None:
-        existing = message_crud.get_by_client_id(conversation_id, sender_id, client_id)
-        if existing is not None:
-            return conversation_service.message_data(_same_send(existing, body)), False
+    # The conversation's row lock is held from here to COMMIT: four statements, nothing else.
     now = utcnow()
-    conversation.last_seq += 1
-    conversation.last_activity_at = now
-    # Everyone's activity time, and the sender's read marker: they have read their own message.
-    conversation_service.touch_members(conversation_id, now, (sender_id, conversation.last_seq))
-    message = message_crud.add_message(
+    seq = conversation_service.take_next_seq(conversation_id, sender_id, now)
+    message = message_crud.insert_message(
         Message(
             conversation_id=conversation_id,
-            seq=conversation.last_seq,
+            seq=seq,
             sender_id=sender_id,
             body=body,
             client_id=client_id,
             created_at=now,
         )
     )
+    # Everyone's activity time, and the sender's read marker: they have read their own message.
+    conversation_service.touch_members(conversation_id, now, (sender_id, seq))
     data = _emit("message.created", message)
     return data, True
 

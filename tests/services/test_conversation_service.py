@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from flask import Flask
 
-from app.core.errors import ConflictError, NotFoundError
-from app.crud import conversation_crud, message_crud
+from app.core.errors import ConflictError
+from app.crud import conversation_crud
+from app.database import db
 from app.services import conversation_service, message_service, user_service
 from tests.factories import UserFactory
 
@@ -32,37 +36,47 @@ def test_lost_direct_race_returns_the_winner(
     assert not created and second["id"] == first["id"]
 
 
-def test_lost_send_race_returns_the_original(
-    app: Flask, users: UserFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_retried_send_returns_the_original_without_a_gap(app: Flask, users: UserFactory) -> None:
     alice, bob = users.create("alice", login=False), users.create("bob", login=False)
     with app.app_context():
         conversation, _ = conversation_service.start_direct(alice.id, bob.id)
         original, created = message_service.send_message(conversation["id"], alice.id, "hi", "k1")
-        original_id, original_seq = original["id"], original["seq"]
-    real = message_crud.get_by_client_id
-    calls = {"n": 0}
-
-    def blind_first_lookup(*args: object):  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        return None if calls["n"] == 1 else real(*args)  # type: ignore[arg-type]
-
-    # The client_id check misses the first copy: the unique constraint catches the duplicate.
-    monkeypatch.setattr(message_crud, "get_by_client_id", blind_first_lookup)
+        assert created
+    # The retry's insert hits the unique client_id: its seq bump rolls back with it.
     with app.app_context():
         replay, created = message_service.send_message(conversation["id"], alice.id, "hi", "k1")
-        assert not created and (replay["id"], replay["seq"]) == (original_id, original_seq)
-        calls["n"] = 0
+        assert not created and (replay["id"], replay["seq"]) == (original["id"], original["seq"])
         with pytest.raises(ConflictError):
             message_service.send_message(conversation["id"], alice.id, "different", "k1")
         assert conversation_service.get_conversation(conversation["id"], alice.id)["last_seq"] == 1
+        following, created = message_service.send_message(
+            conversation["id"], alice.id, "next", "k2"
+        )
+        assert created and following["seq"] == 2
 
 
-def test_find_helpers(app: Flask, users: UserFactory) -> None:
-    alice = users.create("alice", login=False)
+def test_a_send_waits_for_its_turn_without_a_connection(app: Flask, users: UserFactory) -> None:
+    alice, bob = users.create("alice", login=False), users.create("bob", login=False)
     with app.app_context():
-        assert user_service.find_user("ALICE").id == alice.id
-        with pytest.raises(NotFoundError):
-            user_service.find_user("nobody")
-        assert conversation_service.find_group(alice.id, "none") is None
-        assert user_service.public_profiles([]) == {}
+        conversation, _ = conversation_service.start_direct(alice.id, bob.id)
+    conversation_id = conversation["id"]
+    result: dict[str, object] = {}
+
+    def send() -> None:
+        with app.app_context():
+            user_service.get_active_user(alice.id)  # a read first, as the token check does
+            result["message"], _ = message_service.send_message(
+                conversation_id, alice.id, "hi", None
+            )
+
+    with app.app_context():
+        pool = db.engine.pool
+    with message_service.send_queue.turn(conversation_id) as mine:
+        assert mine
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(0.2)
+        assert sender.is_alive() and "message" not in result  # queued behind this turn
+        assert pool.checkedout() == 0  # and holding no pooled connection meanwhile
+    sender.join(10)
+    assert result["message"]["seq"] == 1  # type: ignore[index]
