@@ -55,9 +55,9 @@ class JWTManager(flask_jwt_extended.JWTManager):
     A client sends the same access token with every request until it expires, and verifying it
     (flask-jwt-extended parses it three times, then checks the HMAC) costs more than the rest of a
     small read. A token string that verified once always decodes to the same claims under the
-    same key, so each worker keeps the verified claims of recent tokens (a bounded LRU keyed by
-    key and token) and checks only the expiry again. Revocation is unaffected: the session check
-    runs on every request, cached or not.
+    same key, so each worker keeps the verified header and claims of recent tokens (a bounded
+    LRU keyed by key and token) and checks only the expiry again. Revocation is unaffected: the
+    session check runs on every request, cached or not.
     """
 
     #: Verified tokens kept per worker; about 1 KiB each.
@@ -65,28 +65,39 @@ class JWTManager(flask_jwt_extended.JWTManager):
 
     def __init__(self) -> None:
         super().__init__()
-        self._verified: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._verified: OrderedDict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
+
+    def verify(self, encoded_token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Return the JOSE header and the claims of a valid token (copies, safe to change).
+
+        Raises what flask-jwt-extended's own verification raises (expired, bad signature,
+        malformed...), so its error handlers answer as for any other token failure.
+        """
+        key = (str(current_app.config["JWT_SECRET_KEY"]), encoded_token)
+        with self._lock:
+            entry = self._verified.get(key)
+            if entry is not None:
+                self._verified.move_to_end(key)
+        if entry is not None and _unexpired(entry[1], current_app.config["JWT_DECODE_LEEWAY"]):
+            return dict(entry[0]), dict(entry[1])
+        # Not seen, or expired: the full check, which raises the error a client should see.
+        claims = super()._decode_jwt_from_config(encoded_token)
+        header = flask_jwt_extended.get_unverified_jwt_headers(encoded_token)
+        with self._lock:
+            self._verified[key] = (header, claims)
+            while len(self._verified) > self.CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return dict(header), dict(claims)
 
     def _decode_jwt_from_config(
         self, encoded_token: str, csrf_value: Any = None, allow_expired: bool = False
     ) -> dict[str, Any]:
         if csrf_value is not None or allow_expired:
             return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
-        key = (str(current_app.config["JWT_SECRET_KEY"]), encoded_token)
-        with self._lock:
-            claims = self._verified.get(key)
-            if claims is not None:
-                self._verified.move_to_end(key)
-        if claims is not None and _unexpired(claims, current_app.config["JWT_DECODE_LEEWAY"]):
-            return dict(claims)
-        # Not seen, or expired: the full check, which raises the error a client should see.
-        claims = super()._decode_jwt_from_config(encoded_token)
-        with self._lock:
-            self._verified[key] = claims
-            while len(self._verified) > self.CACHE_SIZE:
-                self._verified.popitem(last=False)
-        return dict(claims)
+        return self.verify(encoded_token)[1]
 
 
 def _unexpired(claims: dict[str, Any], leeway: Any) -> bool:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, current_app, request, stream_with_context
-from flask_jwt_extended import get_jwt
 
-from app.api.security import auth_required, current_user_id
+from app.api.security import auth_required, current_claims, current_user_id
 from app.extensions import Blueprint
 from app.schemas.event_schema import EventPageSchema, EventQuerySchema, StreamQuerySchema
 from app.services import auth_service, event_service
@@ -33,7 +32,7 @@ def poll_events(query: dict[str, Any]) -> Any:
 def stream_events(query: dict[str, Any]) -> Response:
     """Stream events as Server-Sent Events (resumes after `Last-Event-ID`)."""
     user_id = current_user_id()
-    claims = dict(get_jwt())
+    claims = current_claims()
     cursor = request.headers.get("Last-Event-ID") or query.get("since")
     since = event_service.start_stream(user_id, cursor)
     events = event_service.stream(

@@ -1,15 +1,23 @@
-"""Bearer-token authentication for the API: the guard decorator and flask-jwt-extended hooks."""
+"""Bearer-token authentication for the API: the guard decorator and the token error answers."""
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from flask import Response, g
-from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
+from flask import Response, g, request
+from flask_jwt_extended import JWTManager
+from flask_jwt_extended.exceptions import (
+    InvalidHeaderError,
+    NoAuthorizationError,
+    RevokedTokenError,
+    WrongTokenError,
+)
 
 from app.core.errors import UnauthorizedError
+from app.extensions import jwt
 from app.services import auth_service
 
 P = ParamSpec("P")
@@ -18,22 +26,56 @@ R = TypeVar("R")
 #: OpenAPI security requirement of protected operations.
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"oauth2": []}]
 
+_FIELDS = re.compile(r",\s*")
+
 
 def auth_required(fn: Callable[P, R]) -> Callable[P, R]:
-    """Require a live access token; sets ``g.user_id`` and ``g.session_id``."""
+    """Require a live access token; sets ``g.user_id``, ``g.session_id`` and ``g.claims``."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        verify_jwt_in_request()
-        claims = get_jwt()
-        g.user_id = int(claims["sub"])
-        g.session_id = int(claims["sid"])
+        authenticate()
         return fn(*args, **kwargs)
 
     apidoc = dict(getattr(wrapper, "_apidoc", {}))
     apidoc["manual_doc"] = {**apidoc.get("manual_doc", {}), "security": BEARER}
     wrapper._apidoc = apidoc  # type: ignore[attr-defined]
     return wrapper
+
+
+def authenticate() -> None:
+    """Check the request's access token and its session, as flask-jwt-extended would.
+
+    The header is read as flask-jwt-extended reads ``Authorization: Bearer <JWT>`` (its
+    ``headers`` location), the token is verified (:meth:`app.extensions.JWTManager.verify`),
+    refresh tokens are refused, and the token's session must be live. Failures raise
+    flask-jwt-extended's exceptions, which its error handlers turn into the 401 problems below.
+    """
+    header, claims = jwt.verify(_bearer_token())
+    if claims.get("type") == "refresh":
+        raise WrongTokenError("Only non-refresh tokens are allowed")
+    if not auth_service.check_access(claims):
+        raise RevokedTokenError(header, claims)
+    g.claims = claims
+    g.user_id = int(claims["sub"])
+    g.session_id = int(claims["sid"])
+
+
+def _bearer_token() -> str:
+    """Return the JWT of ``Authorization: Bearer <JWT>`` (which may hold comma-separated fields)."""
+    value = request.headers.get("Authorization", "").strip().strip(",")
+    if not value:
+        raise NoAuthorizationError("Missing Authorization Header")
+    bearer = [field for field in _FIELDS.split(value) if field and field.split()[0] == "Bearer"]
+    if len(bearer) != 1:
+        raise NoAuthorizationError(
+            "Missing 'Bearer' type in 'Authorization' header. "
+            "Expected 'Authorization: Bearer <JWT>'"
+        )
+    parts = bearer[0].split()
+    if len(parts) != 2:
+        raise InvalidHeaderError("Bad Authorization header. Expected 'Authorization: Bearer <JWT>'")
+    return parts[1]
 
 
 def current_user_id() -> int:
@@ -44,6 +86,11 @@ def current_user_id() -> int:
 def current_session_id() -> int:
     """Return the session id of the caller's access token."""
     return int(g.session_id)
+
+
+def current_claims() -> dict[str, Any]:
+    """Return the claims of the caller's access token (a copy)."""
+    return dict(g.claims)
 
 
 def _not_authenticated(_reason: str) -> Response:
@@ -66,14 +113,9 @@ def _revoked_token(_header: dict[str, Any], _payload: dict[str, Any]) -> Respons
     ).to_response()
 
 
-def _session_ended(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-    return not auth_service.check_access(payload)
-
-
-def init_jwt(jwt: JWTManager) -> None:
-    """Make every token failure a 401 problem, and check each token's session per request."""
-    jwt.unauthorized_loader(_not_authenticated)
-    jwt.invalid_token_loader(_invalid_token)
-    jwt.expired_token_loader(_expired_token)
-    jwt.revoked_token_loader(_revoked_token)
-    jwt.token_in_blocklist_loader(_session_ended)
+def init_jwt(manager: JWTManager) -> None:
+    """Make every token failure a 401 problem."""
+    manager.unauthorized_loader(_not_authenticated)
+    manager.invalid_token_loader(_invalid_token)
+    manager.expired_token_loader(_expired_token)
+    manager.revoked_token_loader(_revoked_token)

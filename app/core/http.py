@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
+from flask.sessions import SessionInterface, SessionMixin
 
 from app.core.errors import AppError
 
@@ -137,6 +138,22 @@ class JSONProvider(DefaultJSONProvider):
         return Response(self._encode(obj) + b"\n", mimetype=self.mimetype)
 
 
+class NoCookieSessions(SessionInterface):
+    """Flask's session, switched off: Parley authenticates with bearer tokens, not cookies.
+
+    Flask would otherwise build a signing serializer and look for a session cookie on every
+    request. ``flask.session`` is a null session: reading it gives nothing, writing it raises.
+    """
+
+    def open_session(self, app: Flask, request: Any) -> SessionMixin:
+        """Return the null session."""
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Any) -> None:
+        """Save nothing: no cookie is ever set."""
+
+
 def init_request_checks(app: Flask) -> None:
-    """Register the body checks to run before every view."""
+    """Register the body checks to run before every view; switch cookie sessions off."""
+    app.session_interface = NoCookieSessions()
     app.before_request(check_request_body)

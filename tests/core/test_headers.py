@@ -78,3 +78,15 @@ def test_other_origins_are_not_allowed(cors_app: Flask) -> None:
         "/api/v1/nope", headers={"Origin": "https://evil.example.com"}
     )
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_no_cookie_session(app: Flask, client: FlaskClient, users: UserFactory) -> None:
+    user = users.create()
+    response = client.get("/api/v1/users/me", headers=user.headers)
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    with app.test_request_context("/", headers={"Cookie": "session=forged"}):
+        from flask import session
+
+        assert dict(session) == {}  # nothing read from a cookie
+        with pytest.raises(RuntimeError):  # and nothing can be stored in one
+            session["user_id"] = 1

@@ -144,6 +144,8 @@ FORGERIES: list[tuple[str, Callable[[Flask, FlaskClient, World], str], str | Non
     ("scheme-and-space", header("Bearer "), None),
     ("basic-scheme", header("Basic YWxpY2U6cGFzcw=="), None),
     ("three-junk-parts", header("Bearer a.b.c"), "token_invalid"),
+    ("bearer-with-extra-word", header("Bearer a.b.c extra"), "token_invalid"),
+    ("two-bearer-fields", header("Bearer a.b.c, Bearer d.e.f"), None),
     ("non-ascii", header("Bearer \u00e9\u00e9"), None),
     ("other-scheme", header("Token abc"), None),
     ("empty", header(""), None),
