@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.database import db
-from app.models.conversation_models import Message
+from app.models.conversation_models import Member, Message
 
 
 def insert_message(message: Message) -> Message:
@@ -45,6 +45,7 @@ def get_by_client_id(conversation_id: int, sender_id: int, client_id: str) -> Me
 
 
 _messages = sa.inspect(Message).local_table
+_members = sa.inspect(Member).local_table
 
 
 @functools.cache
@@ -52,7 +53,9 @@ def _page_statement(after: bool, before: bool) -> sa.Select[Any]:
     """Build a history page statement once per shape, with bound parameters.
 
     Plain Core on the table: rows come back as tuples, without the ORM's per-object work, which
-    costs more than the index scan for a page of 50.
+    costs more than the index scan for a page of 50. The reader's membership is a condition of
+    the same statement (PostgreSQL evaluates it once, before the scan): a member's page takes
+    one round trip.
     """
     m = _messages.c
     stmt = sa.select(
@@ -65,7 +68,13 @@ def _page_statement(after: bool, before: bool) -> sa.Select[Any]:
         m.created_at,
         m.edited_at,
         m.deleted_at.is_not(None).label("deleted"),
-    ).where(m.conversation_id == sa.bindparam("conversation_id", type_=sa.BigInteger))
+    ).where(
+        m.conversation_id == sa.bindparam("conversation_id", type_=sa.BigInteger),
+        sa.exists().where(
+            _members.c.conversation_id == sa.bindparam("conversation_id", type_=sa.BigInteger),
+            _members.c.user_id == sa.bindparam("reader_id", type_=sa.BigInteger),
+        ),
+    )
     if after:
         stmt = stmt.where(m.seq > sa.bindparam("after", type_=sa.BigInteger))
     if before:
@@ -75,15 +84,15 @@ def _page_statement(after: bool, before: bool) -> sa.Select[Any]:
 
 
 def list_messages(
-    conversation_id: int, before: int | None, after: int | None, limit: int
+    conversation_id: int, reader_id: int, before: int | None, after: int | None, limit: int
 ) -> tuple[list[dict[str, Any]], bool]:
     """Up to ``limit`` messages in ascending ``seq``, and whether more lie beyond them.
 
     Only ``after``: the ones just above it (more = newer ones remain). Otherwise the ones just
     below ``before`` (or the newest), and more = older ones remain. Each message is a mapping
-    of the Message resource's fields.
+    of the Message resource's fields. Nothing when ``reader_id`` is not a member.
     """
-    params = {"conversation_id": conversation_id, "limit": limit + 1}
+    params = {"conversation_id": conversation_id, "reader_id": reader_id, "limit": limit + 1}
     if after is not None:
         params["after"] = after
     if before is not None:

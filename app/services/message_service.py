@@ -98,8 +98,9 @@ def list_messages(
     conversation_id: int, user_id: int, before: int | None, after: int | None, limit: int
 ) -> dict[str, Any]:
     """Return a page of history in ascending ``seq`` (see ``message_crud.list_messages``)."""
-    conversation_service.check_membership(conversation_id, user_id)
-    items, has_more = message_crud.list_messages(conversation_id, before, after, limit)
+    items, has_more = message_crud.list_messages(conversation_id, user_id, before, after, limit)
+    if not items:  # an empty page: of a member, or is the caller no member at all?
+        conversation_service.check_membership(conversation_id, user_id)
     return {"items": items, "has_more": has_more}
 
 

@@ -186,3 +186,10 @@ class TestRequestIds:
         assert entry["method"] == "GET" and entry["path"] == "/api/v1/users/me"
         assert entry["status"] == 200 and entry["user_id"] == user.id
         assert isinstance(entry["duration_ms"], float)
+
+
+def test_log_lines_stay_json_whatever_the_fields() -> None:
+    record = logging.LogRecord("parley.test", logging.INFO, __file__, 1, "odd", None, None)
+    record.fields = {"huge": 2**70, "when": object()}  # type: ignore[attr-defined]
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["huge"] == 2**70 and entry["message"] == "odd"
