@@ -8,22 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.database import db
+from app.database.base import UTCDateTime
 from app.models.conversation_models import Member, Message
-
-
-def insert_message(message: Message) -> Message:
-    """Store a new (transient) message in one INSERT, without the ORM's flush; set its id.
-
-    Attributes left None are left out, so the columns' defaults apply.
-    """
-    table = sa.inspect(Message).local_table
-    values = {
-        column.key: value
-        for column in table.c
-        if column.key != "id" and (value := getattr(message, column.key)) is not None
-    }
-    message.id = db.session.execute(sa.insert(table).returning(table.c.id), values).scalar_one()
-    return message
 
 
 def get_message(conversation_id: int, seq: int) -> Message | None:
@@ -46,6 +32,50 @@ def get_by_client_id(conversation_id: int, sender_id: int, client_id: str) -> Me
 
 _messages = sa.inspect(Message).local_table
 _members = sa.inspect(Member).local_table
+
+_INSERT_AS_MEMBER = (
+    sa.insert(_messages)
+    .from_select(
+        ["conversation_id", "seq", "sender_id", "body", "client_id", "created_at"],
+        sa.select(
+            sa.bindparam("new_conversation_id", type_=sa.BigInteger),
+            sa.bindparam("new_seq", type_=sa.BigInteger),
+            sa.bindparam("new_sender_id", type_=sa.BigInteger),
+            sa.bindparam("new_body", type_=sa.Text),
+            sa.bindparam("new_client_id", type_=sa.String(64)),
+            sa.bindparam("new_created_at", type_=UTCDateTime),
+        ).where(
+            sa.exists().where(
+                _members.c.conversation_id
+                == sa.bindparam("new_conversation_id", type_=sa.BigInteger),
+                _members.c.user_id == sa.bindparam("new_sender_id", type_=sa.BigInteger),
+            )
+        ),
+    )
+    .returning(_messages.c.id)
+)
+
+
+def insert_member_message(message: Message) -> Message | None:
+    """Store a new (transient) message if its sender is a member of its conversation; set its id.
+
+    One INSERT, without the ORM's flush. The membership is read by the INSERT itself, so under
+    the conversation's row lock it is current even when a removal committed while the send
+    waited for that lock. None (and nothing stored) when the sender is not a member.
+    """
+    params = {
+        "new_conversation_id": message.conversation_id,
+        "new_seq": message.seq,
+        "new_sender_id": message.sender_id,
+        "new_body": message.body,
+        "new_client_id": message.client_id,
+        "new_created_at": message.created_at,
+    }
+    new_id = db.session.execute(_INSERT_AS_MEMBER, params).scalar()
+    if new_id is None:
+        return None
+    message.id = new_id
+    return message
 
 
 @functools.cache

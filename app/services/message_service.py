@@ -6,6 +6,8 @@ server accepted them, with no gap (a failed send rolls its bump back) and no rep
 (``(conversation_id, seq)`` is unique). A retry with the same ``client_id`` is stopped by the
 unique ``(conversation, sender, client_id)`` constraint: its transaction rolls back, and the
 first message is returned instead. Retries are rare, so new sends do not pay for a lookup.
+The message's INSERT reads the sender's membership again, under the lock: a sender removed while
+the send waited for it is answered 404, and nothing is stored.
 
 Within a worker, sends to one conversation first queue for their turn (:mod:`app.core.locks`), so
 that at most one of them per worker waits for the row lock in the database.
@@ -61,7 +63,7 @@ def _send(
     # The conversation's row lock is held from here to COMMIT: four statements, nothing else.
     now = utcnow()
     seq = conversation_service.take_next_seq(conversation_id, sender_id, now)
-    message = message_crud.insert_message(
+    message = message_crud.insert_member_message(
         Message(
             conversation_id=conversation_id,
             seq=seq,
@@ -71,6 +73,8 @@ def _send(
             created_at=now,
         )
     )
+    if message is None:  # removed while this send waited for the lock: nothing is stored
+        raise NotFoundError("No such conversation.")
     # Everyone's activity time, and the sender's read marker: they have read their own message.
     conversation_service.touch_members(conversation_id, now, (sender_id, seq))
     data = _emit("message.created", message)

@@ -8,9 +8,10 @@ import time
 import pytest
 from flask import Flask
 
-from app.core.errors import ConflictError
+from app.core.errors import ConflictError, NotFoundError
 from app.crud import conversation_crud
 from app.database import db
+from app.database.connection import transactional
 from app.services import conversation_service, message_service, user_service
 from tests.factories import UserFactory
 
@@ -80,3 +81,49 @@ def test_a_send_waits_for_its_turn_without_a_connection(app: Flask, users: UserF
         assert pool.checkedout() == 0  # and holding no pooled connection meanwhile
     sender.join(10)
     assert result["message"]["seq"] == 1  # type: ignore[index]
+
+
+def test_a_send_waiting_for_the_lock_sees_its_sender_removed(
+    app: Flask, users: UserFactory
+) -> None:
+    alice, bob = users.create("alice", login=False), users.create("bob", login=False)
+    with app.app_context():
+        group = conversation_service.create_group(alice.id, "g", [bob.id])
+    group_id = group["id"]
+    removal_holds_the_lock, finish_removal = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    @transactional
+    def remove_bob_slowly() -> None:
+        conversation_crud.lock_membership(group_id, alice.id)
+        member = conversation_crud.get_member(group_id, bob.id)
+        assert member is not None
+        conversation_crud.delete_member(member)
+        removal_holds_the_lock.set()
+        finish_removal.wait(10)
+
+    def remover() -> None:
+        with app.app_context():
+            remove_bob_slowly()
+
+    def bob_sends() -> None:
+        with app.app_context():
+            try:
+                message_service.send_message(group_id, bob.id, "after removal", None)
+                outcome["result"] = "stored"
+            except NotFoundError:
+                outcome["result"] = "404"
+
+    removing = threading.Thread(target=remover)
+    removing.start()
+    assert removal_holds_the_lock.wait(10)
+    sending = threading.Thread(target=bob_sends)
+    sending.start()
+    time.sleep(0.3)  # the send now waits for the conversation (row lock, or SQLite's write lock)
+    finish_removal.set()
+    removing.join(10)
+    sending.join(10)
+    assert outcome["result"] == "404"
+    with app.app_context():
+        conversation = conversation_service.get_conversation(group_id, alice.id)
+        assert conversation["last_seq"] == 0  # no message, and no seq taken
