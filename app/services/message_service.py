@@ -60,7 +60,7 @@ def send_message(
 def _send(
     conversation_id: int, sender_id: int, body: str, client_id: str | None
 ) -> tuple[dict[str, Any], bool]:
-    # The conversation's row lock is held from here to COMMIT: four statements, nothing else.
+    # The row lock is held from here to COMMIT: five statements (two of them the fan-out).
     now = utcnow()
     seq = conversation_service.take_next_seq(conversation_id, sender_id, now)
     message = message_crud.insert_member_message(
