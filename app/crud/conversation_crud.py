@@ -54,16 +54,25 @@ def lock_membership(conversation_id: int, user_id: int) -> tuple[Conversation, M
 _conversations = sa.inspect(Conversation).local_table
 _members = sa.inspect(Member).local_table
 
+
+def membership_exists(conversation_id: Any, user_id: Any) -> sa.Exists:
+    """``EXISTS`` a membership row of ``user_id`` in ``conversation_id`` (columns or parameters).
+
+    The one membership condition of this domain's statements: the membership check, a send's
+    locking statement and its message insert, and the history page.
+    """
+    return sa.exists().where(
+        _members.c.conversation_id == conversation_id, _members.c.user_id == user_id
+    )
+
+
 #: A send's first write: lock the conversation row, take its next ``seq`` and record the
 #: activity, if the sender is a member. One statement, so the lock is taken as late as it can be.
 _NEXT_SEQ = (
     sa.update(_conversations)
     .where(
         _conversations.c.id == sa.bindparam("conversation_id", type_=sa.BigInteger),
-        sa.exists().where(
-            _members.c.conversation_id == _conversations.c.id,
-            _members.c.user_id == sa.bindparam("user_id", type_=sa.BigInteger),
-        ),
+        membership_exists(_conversations.c.id, sa.bindparam("user_id", type_=sa.BigInteger)),
     )
     .values(
         last_seq=_conversations.c.last_seq + 1,
@@ -89,17 +98,18 @@ def get_member(conversation_id: int, user_id: int) -> Member | None:
     return db.session.get(Member, (conversation_id, user_id))
 
 
-_IS_MEMBER = sa.select(sa.literal(1)).where(
-    sa.inspect(Member).local_table.c.conversation_id
-    == sa.bindparam("conversation_id", type_=sa.BigInteger),
-    sa.inspect(Member).local_table.c.user_id == sa.bindparam("user_id", type_=sa.BigInteger),
+_IS_MEMBER = sa.select(
+    membership_exists(
+        sa.bindparam("conversation_id", type_=sa.BigInteger),
+        sa.bindparam("user_id", type_=sa.BigInteger),
+    )
 )
 
 
 def is_member(conversation_id: int, user_id: int) -> bool:
     """Whether the user belongs to the conversation."""
     params = {"conversation_id": conversation_id, "user_id": user_id}
-    return db.session.execute(_IS_MEMBER, params).first() is not None
+    return bool(db.session.execute(_IS_MEMBER, params).scalar())
 
 
 def get_membership_with_conversation(

@@ -7,9 +7,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.crud.conversation_crud import membership_exists
 from app.database import db
 from app.database.base import UTCDateTime
-from app.models.conversation_models import Member, Message
+from app.models.conversation_models import Message
 
 
 def get_message(conversation_id: int, seq: int) -> Message | None:
@@ -31,7 +32,6 @@ def get_by_client_id(conversation_id: int, sender_id: int, client_id: str) -> Me
 
 
 _messages = sa.inspect(Message).local_table
-_members = sa.inspect(Member).local_table
 
 _INSERT_AS_MEMBER = (
     sa.insert(_messages)
@@ -45,10 +45,9 @@ _INSERT_AS_MEMBER = (
             sa.bindparam("new_client_id", type_=sa.String(64)),
             sa.bindparam("new_created_at", type_=UTCDateTime),
         ).where(
-            sa.exists().where(
-                _members.c.conversation_id
-                == sa.bindparam("new_conversation_id", type_=sa.BigInteger),
-                _members.c.user_id == sa.bindparam("new_sender_id", type_=sa.BigInteger),
+            membership_exists(
+                sa.bindparam("new_conversation_id", type_=sa.BigInteger),
+                sa.bindparam("new_sender_id", type_=sa.BigInteger),
             )
         ),
     )
@@ -100,9 +99,9 @@ def _page_statement(after: bool, before: bool) -> sa.Select[Any]:
         m.deleted_at.is_not(None).label("deleted"),
     ).where(
         m.conversation_id == sa.bindparam("conversation_id", type_=sa.BigInteger),
-        sa.exists().where(
-            _members.c.conversation_id == sa.bindparam("conversation_id", type_=sa.BigInteger),
-            _members.c.user_id == sa.bindparam("reader_id", type_=sa.BigInteger),
+        membership_exists(
+            sa.bindparam("conversation_id", type_=sa.BigInteger),
+            sa.bindparam("reader_id", type_=sa.BigInteger),
         ),
     )
     if after:

@@ -23,7 +23,8 @@ from app.models.conversation_models import Conversation, Member, Message
 from app.services import event_service, user_service
 
 
-def _not_found() -> NotFoundError:
+def not_found() -> NotFoundError:
+    """Return the 404 for a conversation that does not exist or that the caller is not in."""
     return NotFoundError("No such conversation.")
 
 
@@ -31,21 +32,21 @@ def require_membership(conversation_id: int, user_id: int) -> tuple[Conversation
     """Return the conversation and the caller's membership, or raise NotFoundError."""
     found = conversation_crud.get_membership_with_conversation(conversation_id, user_id)
     if found is None:
-        raise _not_found()
+        raise not_found()
     return found
 
 
 def check_membership(conversation_id: int, user_id: int) -> None:
     """Raise NotFoundError unless the user is a member (one indexed lookup, nothing loaded)."""
     if not conversation_crud.is_member(conversation_id, user_id):
-        raise _not_found()
+        raise not_found()
 
 
 def lock_for_member(conversation_id: int, user_id: int) -> tuple[Conversation, Member]:
     """Lock the conversation row for a write by one of its members (NotFoundError otherwise)."""
     found = conversation_crud.lock_membership(conversation_id, user_id)
     if found is None:
-        raise _not_found()
+        raise not_found()
     return found
 
 
@@ -57,7 +58,7 @@ def take_next_seq(conversation_id: int, user_id: int, now: datetime) -> int:
     """
     seq = conversation_crud.take_next_seq(conversation_id, user_id, now)
     if seq is None:
-        raise _not_found()
+        raise not_found()
     return seq
 
 

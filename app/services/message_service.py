@@ -74,7 +74,7 @@ def _send(
         )
     )
     if message is None:  # removed while this send waited for the lock: nothing is stored
-        raise NotFoundError("No such conversation.")
+        raise conversation_service.not_found()
     # Everyone's activity time, and the sender's read marker: they have read their own message.
     conversation_service.touch_members(conversation_id, now, (sender_id, seq))
     data = _emit("message.created", message)
