@@ -29,6 +29,10 @@ max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Each worker listens on its own SO_REUSEPORT socket and the kernel spreads new connections over
+# them. With one shared socket, the worker that wakes first accepts a burst of connections, and
+# keep-alive keeps them there: one worker could serve every client while the other idled.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").lower() in ("1", "true", "yes", "on")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
