@@ -15,7 +15,7 @@ blp = Blueprint("admin", __name__, url_prefix="/admin", description="Administrat
 
 @blp.route("/users", methods=["GET"])
 @auth_required
-@blp.arguments(PageQuerySchema, location="query")
+@blp.arguments(PageQuerySchema(), location="query")
 @blp.response(200, UserPrivatePageSchema)
 def list_users(query: dict[str, Any]) -> Any:
     """List every account, active or not."""
@@ -27,7 +27,7 @@ def list_users(query: dict[str, Any]) -> Any:
 
 @blp.route("/users/<id:user_id>", methods=["PATCH"])
 @auth_required
-@blp.arguments(AdminUserUpdateSchema)
+@blp.arguments(AdminUserUpdateSchema())
 @blp.response(200, UserPrivateSchema)
 def update_user(data: dict[str, Any], user_id: int) -> Any:
     """Activate, deactivate, promote or demote an account."""

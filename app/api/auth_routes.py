@@ -42,7 +42,7 @@ def _no_store(body: Any) -> tuple[Any, int, dict[str, str]]:
 
 @blp.route("/register", methods=["POST"])
 @per_ip_and_account("email")
-@blp.arguments(RegisterSchema)
+@blp.arguments(RegisterSchema())
 @blp.response(201, UserPrivateSchema)
 @blp.alt_response(409, description="Email or username already taken.")
 def register(data: dict[str, Any]) -> Any:
@@ -53,7 +53,7 @@ def register(data: dict[str, Any]) -> Any:
 
 @blp.route("/login", methods=["POST"])
 @per_ip_and_account("login")
-@blp.arguments(LoginSchema)
+@blp.arguments(LoginSchema())
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(401, description="Wrong login or password, or a deactivated account.")
 def login(data: dict[str, Any]) -> Any:
@@ -93,7 +93,7 @@ def token() -> Any:
 
 @blp.route("/refresh", methods=["POST"])
 @per_ip()
-@blp.arguments(RefreshSchema)
+@blp.arguments(RefreshSchema())
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(401, description="Invalid, expired or reused refresh token.")
 def refresh(data: dict[str, Any]) -> Any:
@@ -128,7 +128,7 @@ def revoke_session(session_id: int) -> None:
 
 @blp.route("/password", methods=["POST"])
 @auth_required
-@blp.arguments(PasswordChangeSchema)
+@blp.arguments(PasswordChangeSchema())
 @blp.response(204)
 def change_password(data: dict[str, Any]) -> None:
     """Change the password; every other session is revoked."""
@@ -139,7 +139,7 @@ def change_password(data: dict[str, Any]) -> None:
 
 @blp.route("/password-reset", methods=["POST"])
 @per_ip_and_account("email")
-@blp.arguments(PasswordResetRequestSchema)
+@blp.arguments(PasswordResetRequestSchema())
 @blp.response(202, AcceptedSchema)
 def request_password_reset(data: dict[str, Any]) -> Any:
     """Mail a password-reset token (the same answer whether or not the email is known)."""
@@ -149,7 +149,7 @@ def request_password_reset(data: dict[str, Any]) -> Any:
 
 @blp.route("/password-reset/confirm", methods=["POST"])
 @per_ip()
-@blp.arguments(PasswordResetConfirmSchema)
+@blp.arguments(PasswordResetConfirmSchema())
 @blp.response(204)
 @blp.alt_response(400, description="Bad, used or expired token (`invalid_token`).")
 def confirm_password_reset(data: dict[str, Any]) -> None:

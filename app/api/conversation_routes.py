@@ -33,7 +33,7 @@ blp = Blueprint(
 
 @blp.route("", methods=["POST"])
 @auth_required
-@blp.arguments(ConversationCreateSchema)
+@blp.arguments(ConversationCreateSchema())
 @blp.response(201, ConversationSchema)
 @blp.alt_response(
     200, schema=ConversationSchema, description="The pair's existing direct conversation."
@@ -53,7 +53,7 @@ def create_conversation(data: dict[str, Any]) -> Any:
 
 @blp.route("", methods=["GET"])
 @auth_required
-@blp.arguments(PageQuerySchema, location="query")
+@blp.arguments(PageQuerySchema(), location="query")
 @blp.response(200, ConversationPageSchema)
 def list_conversations(query: dict[str, Any]) -> Any:
     """List the caller's conversations, most recent activity first."""
@@ -73,7 +73,7 @@ def get_conversation(conversation_id: int) -> Any:
 
 @blp.route("/<id:conversation_id>", methods=["PATCH"])
 @auth_required
-@blp.arguments(ConversationUpdateSchema)
+@blp.arguments(ConversationUpdateSchema())
 @blp.response(200, ConversationSchema)
 def update_conversation(data: dict[str, Any], conversation_id: int) -> Any:
     """Rename a group (owners only)."""
@@ -90,7 +90,7 @@ def list_members(conversation_id: int) -> Any:
 
 @blp.route("/<id:conversation_id>/members", methods=["POST"])
 @auth_required
-@blp.arguments(MembersAddSchema)
+@blp.arguments(MembersAddSchema())
 @blp.response(200, MemberListSchema)
 def add_members(data: dict[str, Any], conversation_id: int) -> Any:
     """Add users to a group (owners only); returns every member."""
@@ -108,7 +108,7 @@ def remove_member(conversation_id: int, user_id: int) -> None:
 
 @blp.route("/<id:conversation_id>/read", methods=["POST"])
 @auth_required
-@blp.arguments(ReadMarkerSchema)
+@blp.arguments(ReadMarkerSchema())
 @blp.response(200, ReadStateSchema)
 def mark_read(data: dict[str, Any], conversation_id: int) -> Any:
     """Move the caller's read marker forward."""
@@ -117,7 +117,7 @@ def mark_read(data: dict[str, Any], conversation_id: int) -> Any:
 
 @blp.route("/<id:conversation_id>/unread", methods=["POST"])
 @auth_required
-@blp.arguments(UnreadMarkerSchema)
+@blp.arguments(UnreadMarkerSchema())
 @blp.response(200, ReadStateSchema)
 def mark_unread(data: dict[str, Any], conversation_id: int) -> Any:
     """Mark the conversation unread from message ``seq`` on."""

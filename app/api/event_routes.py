@@ -16,7 +16,7 @@ blp = Blueprint("events", __name__, url_prefix="/events", description="Real-time
 
 @blp.route("", methods=["GET"])
 @auth_required
-@blp.arguments(EventQuerySchema, location="query")
+@blp.arguments(EventQuerySchema(), location="query")
 @blp.response(200, EventPageSchema)
 @blp.alt_response(410, description="The cursor is older than the retention window: resync.")
 def poll_events(query: dict[str, Any]) -> Any:
@@ -27,7 +27,7 @@ def poll_events(query: dict[str, Any]) -> Any:
 
 @blp.route("/stream", methods=["GET"])
 @auth_required
-@blp.arguments(StreamQuerySchema, location="query")
+@blp.arguments(StreamQuerySchema(), location="query")
 @blp.doc(responses={"200": {"description": "`text/event-stream`: one SSE event per Event."}})
 def stream_events(query: dict[str, Any]) -> Response:
     """Stream events as Server-Sent Events (resumes after `Last-Event-ID`)."""

@@ -30,7 +30,7 @@ blp = Blueprint(
 @blp.route("", methods=["POST"])
 @auth_required
 @per_user_sends()
-@blp.arguments(MessageCreateSchema)
+@blp.arguments(MessageCreateSchema())
 @blp.response(201, MessageSchema)
 @blp.alt_response(200, schema=MessageSchema, description="A retry: the message first stored.")
 @blp.alt_response(409, description="The client_id was used for a different body.")
@@ -45,7 +45,7 @@ def send_message(data: dict[str, Any], conversation_id: int) -> Any:
 
 @blp.route("", methods=["GET"])
 @auth_required
-@blp.arguments(MessageQuerySchema, location="query")
+@blp.arguments(MessageQuerySchema(), location="query")
 @blp.response(200, MessagePageSchema)
 def list_messages(query: dict[str, Any], conversation_id: int) -> Any:
     """Page through history by `seq` (items always ascending)."""
@@ -67,7 +67,7 @@ def get_message(conversation_id: int, seq: int) -> Any:
 
 @blp.route("/<id:seq>", methods=["PATCH"])
 @auth_required
-@blp.arguments(MessageUpdateSchema)
+@blp.arguments(MessageUpdateSchema())
 @blp.response(200, MessageSchema)
 def edit_message(data: dict[str, Any], conversation_id: int, seq: int) -> Any:
     """Edit a message (its sender only)."""

@@ -29,7 +29,7 @@ def get_me() -> Any:
 
 @blp.route("/me", methods=["PATCH"])
 @auth_required
-@blp.arguments(UserUpdateSchema)
+@blp.arguments(UserUpdateSchema())
 @blp.response(200, UserPrivateSchema)
 @blp.alt_response(409, description="Username taken.")
 def update_me(data: dict[str, Any]) -> Any:
@@ -39,7 +39,7 @@ def update_me(data: dict[str, Any]) -> Any:
 
 @blp.route("/me", methods=["DELETE"])
 @auth_required
-@blp.arguments(UserDeleteSchema)
+@blp.arguments(UserDeleteSchema())
 @blp.response(204)
 def delete_me(data: dict[str, Any]) -> None:
     """Deactivate the caller's account (all sessions are revoked)."""
@@ -56,7 +56,7 @@ def get_user(user_id: int) -> Any:
 
 @blp.route("", methods=["GET"])
 @auth_required
-@blp.arguments(UserSearchQuerySchema, location="query")
+@blp.arguments(UserSearchQuerySchema(), location="query")
 @blp.response(200, UserPageSchema)
 def search_users(query: dict[str, Any]) -> Any:
     """Find users by username or display-name prefix."""
