@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 
 from app.database import db
-from app.database.base import UTCDateTime
+from app.database.base import UTCDateTime, row_dicts
 from app.models.conversation_models import Conversation, Member, Message
 
 
@@ -53,6 +52,7 @@ def lock_membership(conversation_id: int, user_id: int) -> tuple[Conversation, M
 
 _conversations = sa.inspect(Conversation).local_table
 _members = sa.inspect(Member).local_table
+_MESSAGES = sa.inspect(Message).local_table
 
 
 def membership_exists(conversation_id: Any, user_id: Any) -> sa.Exists:
@@ -199,7 +199,7 @@ def list_user_conversations(
     if after is not None:
         params.update(after_activity=after[0], after_id=after[1])
     result = db.session.execute(_page_statement(after is not None), params)
-    return [dict(row) for row in result.mappings().all()]
+    return row_dicts(result)
 
 
 @functools.cache
@@ -208,7 +208,11 @@ def _page_statement(keyset: bool) -> sa.Select[Any]:
 
     Building a statement this size takes longer than running it; built once, it is reused by
     every request (SQLAlchemy statements are immutable and safe to share between threads).
+    Plain Core on the tables: the rows come back as tuples, without the ORM's per-execution
+    and per-row work.
     """
+    member, conversation = _members.c, _conversations.c
+    message = _MESSAGES.c
     user_id = sa.bindparam("user_id", type_=sa.BigInteger)
     as_of = sa.bindparam("as_of", type_=UTCDateTime)
     limit = sa.bindparam("limit", type_=sa.Integer)
@@ -217,27 +221,27 @@ def _page_statement(keyset: bool) -> sa.Select[Any]:
         sa.bindparam("after_id", type_=sa.BigInteger),
     )
     quiet = sa.select(
-        Member.conversation_id.label("cid"), Member.last_activity_at.label("activity")
-    ).where(Member.user_id == user_id, Member.last_activity_at <= as_of)
+        member.conversation_id.label("cid"), member.last_activity_at.label("activity")
+    ).where(member.user_id == user_id, member.last_activity_at <= as_of)
     if keyset:
-        quiet = quiet.where(sa.tuple_(Member.last_activity_at, Member.conversation_id) < key)
+        quiet = quiet.where(sa.tuple_(member.last_activity_at, member.conversation_id) < key)
     quiet_page = (
-        quiet.order_by(Member.last_activity_at.desc(), Member.conversation_id.desc())
+        quiet.order_by(member.last_activity_at.desc(), member.conversation_id.desc())
         .limit(limit)
         .subquery("quiet")
     )
     then = (
-        sa.select(sa.func.coalesce(sa.func.max(Message.created_at), Conversation.created_at))
-        .where(Message.conversation_id == Conversation.id, Message.created_at <= as_of)
+        sa.select(sa.func.coalesce(sa.func.max(message.created_at), conversation.created_at))
+        .where(message.conversation_id == conversation.id, message.created_at <= as_of)
         .scalar_subquery()
     )
     moved = (
-        sa.select(Conversation.id.label("cid"), then.label("activity"))
-        .join(Member, Member.conversation_id == Conversation.id)
+        sa.select(conversation.id.label("cid"), then.label("activity"))
+        .join(_members, member.conversation_id == conversation.id)
         .where(
-            Member.user_id == user_id,
-            Member.last_activity_at > as_of,
-            Conversation.created_at <= as_of,
+            member.user_id == user_id,
+            member.last_activity_at > as_of,
+            conversation.created_at <= as_of,
         )
         .subquery("moved")
     )
@@ -248,55 +252,58 @@ def _page_statement(keyset: bool) -> sa.Select[Any]:
         sa.select(quiet_page.c.cid, quiet_page.c.activity), moved_rows
     ).subquery("candidates")
 
-    last = aliased(Message, name="last_message")
-    counted = aliased(Message, name="unread_message")
-    others = aliased(Member, name="other_member")
+    last = _MESSAGES.alias("last_message")
+    counted = _MESSAGES.alias("unread_message")
+    others = _members.alias("other_member")
     unread = (
         sa.select(sa.func.count())
         .select_from(counted)
         .where(
-            counted.conversation_id == Conversation.id,
-            counted.seq > Member.last_read_seq,
-            counted.sender_id != user_id,
-            counted.deleted_at.is_(None),
+            counted.c.conversation_id == conversation.id,
+            counted.c.seq > member.last_read_seq,
+            counted.c.sender_id != user_id,
+            counted.c.deleted_at.is_(None),
         )
         .scalar_subquery()
     )
     member_count = (
         sa.select(sa.func.count())
         .select_from(others)
-        .where(others.conversation_id == Conversation.id)
+        .where(others.c.conversation_id == conversation.id)
         .scalar_subquery()
     )
     return (
         sa.select(
-            Conversation.id,
-            Conversation.kind,
-            Conversation.title,
-            Conversation.created_at,
-            Conversation.created_by,
-            Conversation.last_seq,
-            Conversation.last_activity_at,
-            Member.role.label("my_role"),
-            Member.last_read_seq.label("my_last_read_seq"),
+            conversation.id,
+            conversation.kind,
+            conversation.title,
+            conversation.created_at,
+            conversation.created_by,
+            conversation.last_seq,
+            conversation.last_activity_at,
+            member.role.label("my_role"),
+            member.last_read_seq.label("my_last_read_seq"),
             candidates.c.activity,
-            last.id.label("last_id"),
-            last.sender_id.label("last_sender_id"),
-            last.body.label("last_body"),
-            last.client_id.label("last_client_id"),
-            last.created_at.label("last_created_at"),
-            last.edited_at.label("last_edited_at"),
-            last.deleted_at.label("last_deleted_at"),
+            last.c.id.label("last_id"),
+            last.c.sender_id.label("last_sender_id"),
+            last.c.body.label("last_body"),
+            last.c.client_id.label("last_client_id"),
+            last.c.created_at.label("last_created_at"),
+            last.c.edited_at.label("last_edited_at"),
+            last.c.deleted_at.label("last_deleted_at"),
             unread.label("unread_count"),
             member_count.label("member_count"),
         )
-        .join(candidates, candidates.c.cid == Conversation.id)
-        .join(Member, sa.and_(Member.conversation_id == Conversation.id, Member.user_id == user_id))
+        .select_from(_conversations)
+        .join(candidates, candidates.c.cid == conversation.id)
+        .join(
+            _members, sa.and_(member.conversation_id == conversation.id, member.user_id == user_id)
+        )
         .outerjoin(
             last,
-            sa.and_(last.conversation_id == Conversation.id, last.seq == Conversation.last_seq),
+            sa.and_(last.c.conversation_id == conversation.id, last.c.seq == conversation.last_seq),
         )
-        .order_by(candidates.c.activity.desc(), Conversation.id.desc())
+        .order_by(candidates.c.activity.desc(), conversation.id.desc())
         .limit(limit)
     )
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from app.crud.conversation_crud import membership_exists
 from app.database import db
-from app.database.base import UTCDateTime
+from app.database.base import UTCDateTime, row_dicts
 from app.models.conversation_models import Message
 
 
@@ -127,7 +127,7 @@ def list_messages(
     if before is not None:
         params["before"] = before
     stmt = _page_statement(after is not None, before is not None)
-    rows = [dict(row) for row in db.session.execute(stmt, params).mappings().all()]
+    rows = row_dicts(db.session.execute(stmt, params))
     page = rows[:limit]
     if not (after is not None and before is None):
         page.reverse()

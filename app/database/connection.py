@@ -48,7 +48,9 @@ def configure_engine(engine: Engine) -> None:
     PostgreSQL: generic plans for prepared statements. psycopg prepares a statement after its
     fifth use; PostgreSQL would still plan some of them again on every execution (the page of
     conversations took longer to plan than to run), while Parley's statements are all keyed
-    lookups whose best plan does not depend on the values.
+    lookups whose best plan does not depend on the values. And the session time zone UTC:
+    timestamps then arrive as datetimes in ``datetime.UTC``, which Parley uses as they come
+    (see :class:`app.database.base.UTCDateTime`), whatever the server's own time zone.
     """
     if engine.dialect.name == "postgresql":
 
@@ -56,6 +58,7 @@ def configure_engine(engine: Engine) -> None:
         def _on_pg_connect(dbapi_connection: Any, _record: Any) -> None:
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("SET plan_cache_mode = force_generic_plan")
+                cursor.execute("SET TIME ZONE 'UTC'")
             dbapi_connection.commit()
 
         ping_idle_connections(engine)

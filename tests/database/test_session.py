@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app.database import db
+from app.database.base import UTCDateTime
 from app.database.connection import transactional
 from app.models.user_models import User
 from tests.factories import UserFactory
@@ -79,3 +81,16 @@ def test_postgresql_connections_use_generic_plans(app: Flask, is_postgres: bool)
     with app.app_context():
         mode = db.session.execute(sa.text("SHOW plan_cache_mode")).scalar()
     assert mode == "force_generic_plan"
+
+
+def test_timestamps_come_back_in_utc_whatever_the_server_zone(app: Flask) -> None:
+    # PostgreSQL sessions run in UTC (the server's own zone may differ), and UTCDateTime hands
+    # their values over as they come; SQLite's naive values get UTC attached.
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            assert db.session.execute(sa.text("SHOW TIME ZONE")).scalar() == "UTC"
+        moment = datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=timezone(timedelta(hours=5)))
+        read = db.session.execute(sa.select(sa.literal(moment, UTCDateTime))).scalar_one()
+    assert read == moment
+    assert read.tzinfo is UTC
+    assert read.isoformat() == "2026-03-28T20:30:15.123456+00:00"
