@@ -5,7 +5,10 @@
 2. For each scale (small, large; see ``bench_seed.py``): a fresh PostgreSQL database, migrated
    and bulk-seeded, gunicorn with the production configuration (2 gthread workers), and wrk on
    loopback running each scenario at 1 and at 32 connections after a short warm-up.
-3. The SQL statements one request of each scenario runs, counted with SQLAlchemy's
+3. The floors (small scale only): ``scripts/bench_floor.py``, Parley's app with routes that do
+   only what every endpoint of their kind must (request handling, one statement, the token and
+   session check), measured at 32 connections: no endpoint can beat its floor's share.
+4. The SQL statements one request of each scenario runs, counted with SQLAlchemy's
    ``before_cursor_execute`` hook on an in-process app on the same database.
 
 Prints one markdown table per scale, the scale ratios and the statement counts; exits non-zero
@@ -161,9 +164,9 @@ def run_wrk(url: str, script: str, connections: int, seconds: int, env: dict[str
 def measure(url: str, script: str, connections: int, seconds: int, env: dict[str, str]) -> Result:
     """One wrk run; at several connections the better of two runs.
 
-    With keep-alive clients, gthread workers take connections as they come: in one run all 32 may
-    land on one worker while the other idles, halving throughput. Two runs, keeping the better,
-    measure the server rather than that draw (the ceiling gets the same treatment).
+    On a shared 2-core machine a run at 32 connections can lose a third to whatever else the
+    machine does meanwhile; two runs, keeping the better, measure the server rather than that
+    (the ceiling gets the same treatment).
     """
     first = run_wrk(url, script, connections, seconds, env)
     if connections == 1:
@@ -182,6 +185,29 @@ def ceiling(seconds: int) -> dict[int, Result]:
         url = f"http://127.0.0.1:{PORT}/ping"
         run_wrk(url, "get.lua", 32, 2, {})
         return {c: measure(url, "get.lua", c, seconds, {}) for c in CONNECTIONS}
+    finally:
+        stop_server(server)
+
+
+#: Parley's stack without an endpoint's work (``scripts/bench_floor.py``), at 32 connections.
+FLOORS = [
+    ("plain", "Parley's request handling, no database"),
+    ("statement", "… plus one statement (`SELECT 1`)"),
+    ("authenticated", "… token and session check (one statement), nothing else"),
+]
+
+
+def floors(env: dict[str, str], token: str, seconds: int) -> dict[str, Result]:
+    """Serve ``scripts/bench_floor.py`` with Parley's configuration; measure each floor route."""
+    server = start_server(env, PORT, app="scripts.bench_floor:app")
+    try:
+        results = {}
+        for key, _label in FLOORS:
+            url = f"http://127.0.0.1:{PORT}/floor/{key}"
+            wrk_env = {"PARLEY_TOKEN": token}
+            run_wrk(url, "get.lua", 32, 2, wrk_env)
+            results[key] = measure(url, "get.lua", 32, seconds, wrk_env)
+        return results
     finally:
         stop_server(server)
 
@@ -279,8 +305,9 @@ def bench_scale(scale_name: str, seconds: int, admin: str) -> dict[str, Any]:
                 print(f"  {scale_name}: {scenario.label} done", flush=True)
         finally:
             stop_server(server)
+        floor = floors(env, tokens["heavy"], seconds) if scale_name == "small" else {}
         counts = statement_counts(database_url, tokens)
-        return {"results": results, "statements": counts}
+        return {"results": results, "statements": counts, "floors": floor}
     finally:
         drop_database(admin, name)
 
@@ -329,8 +356,8 @@ def main() -> None:
         data[scale] = bench_scale(scale, args.duration, args.admin_url)
     print("ceiling again", flush=True)
     last = ceiling(args.duration)
-    # The ceiling drifts on a shared machine (gthread's keep-alive connections can all land on
-    # one worker); Parley is compared with the better of the two, at the start and the end.
+    # The ceiling drifts on a shared machine; Parley is compared with the better of the two, at
+    # the start and the end.
     top = {c: max(first[c], last[c], key=lambda r: r.rps) for c in CONNECTIONS}
     for c in CONNECTIONS:
         print(f"ceiling at {c} connections: {first[c].rps:,.0f} then {last[c].rps:,.0f} req/s")
@@ -341,6 +368,14 @@ def main() -> None:
     )
     for scale in scales:
         print(table(scale, data[scale], top))
+    if data.get("small", {}).get("floors"):
+        print("\n### Floors at 32 connections (small data set)\n")
+        print("| Parley's stack | req/s | % of ceiling | p50 ms | errors |")
+        print("|---|---:|---:|---:|---:|")
+        for key, label in FLOORS:
+            r = data["small"]["floors"][key]
+            share = 100 * r.rps / top[32].rps
+            print(f"| {label} | {r.rps:,.0f} | {share:.1f} % | {r.p50_ms:.2f} | {r.errors} |")
     if "small" in data and "large" in data:
         print("\n### Scale ratios (p50 at large / p50 at small)\n")
         print("| scenario | 1 conn | 32 conns |\n|---|---:|---:|")
@@ -365,7 +400,7 @@ def main() -> None:
         )
     errors = sum(
         r.errors for d in data.values() for per in d["results"].values() for r in per.values()
-    )
+    ) + sum(r.errors for d in data.values() for r in d["floors"].values())
     print(f"\nerrors: {errors}; wall time {time.monotonic() - started:.0f} s")
     if errors:
         raise SystemExit(1)
