@@ -194,6 +194,7 @@ FLOORS = [
     ("plain", "Parley's request handling, no database"),
     ("statement", "… plus one statement (`SELECT 1`)"),
     ("authenticated", "… token and session check (one statement), nothing else"),
+    ("driver", "`GET /users/me` on psycopg directly, SQLAlchemy left out"),
 ]
 
 
