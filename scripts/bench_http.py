@@ -7,7 +7,8 @@
    loopback running each scenario at 1 and at 32 connections after a short warm-up.
 3. The floors (small scale only): ``scripts/bench_floor.py``, Parley's app with routes that do
    only what every endpoint of their kind must (request handling, one statement, the token and
-   session check), measured at 32 connections: no endpoint can beat its floor's share.
+   session check), measured at 32 connections: no endpoint can beat its floor's share; and
+   ``GET /users/me`` on psycopg alone, to show what leaving SQLAlchemy out would buy.
 4. The SQL statements one request of each scenario runs, counted with SQLAlchemy's
    ``before_cursor_execute`` hook on an in-process app on the same database.
 
