@@ -52,7 +52,7 @@ def lock_membership(conversation_id: int, user_id: int) -> tuple[Conversation, M
 
 _conversations = sa.inspect(Conversation).local_table
 _members = sa.inspect(Member).local_table
-_MESSAGES = sa.inspect(Message).local_table
+_messages = sa.inspect(Message).local_table
 
 
 def membership_exists(conversation_id: Any, user_id: Any) -> sa.Exists:
@@ -212,7 +212,7 @@ def _page_statement(keyset: bool) -> sa.Select[Any]:
     and per-row work.
     """
     member, conversation = _members.c, _conversations.c
-    message = _MESSAGES.c
+    message = _messages.c
     user_id = sa.bindparam("user_id", type_=sa.BigInteger)
     as_of = sa.bindparam("as_of", type_=UTCDateTime)
     limit = sa.bindparam("limit", type_=sa.Integer)
@@ -252,8 +252,8 @@ def _page_statement(keyset: bool) -> sa.Select[Any]:
         sa.select(quiet_page.c.cid, quiet_page.c.activity), moved_rows
     ).subquery("candidates")
 
-    last = _MESSAGES.alias("last_message")
-    counted = _MESSAGES.alias("unread_message")
+    last = _messages.alias("last_message")
+    counted = _messages.alias("unread_message")
     others = _members.alias("other_member")
     unread = (
         sa.select(sa.func.count())
