@@ -1,8 +1,10 @@
-"""flask data transfer / export / import: a deployment's data moves between SQLite and
-PostgreSQL and through an archive with every API read unchanged."""
+"""flask data transfer / export / import: a deployment's data moves between databases and
+through an archive with every API read unchanged (between SQLite files in the SQLite pass, between
+SQLite and PostgreSQL in the PostgreSQL pass)."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +22,14 @@ from tests.factories import PASSWORD, ApiUser, Chat, UserFactory
 
 
 @pytest.fixture
-def postgres_factory(database_url: str, is_postgres: bool) -> Iterator[Any]:
-    """Create fresh PostgreSQL databases on the test server (dropped afterwards)."""
-    if not is_postgres:
-        pytest.skip("needs PostgreSQL: runs in the suite's PostgreSQL pass")
+def database_factory(database_url: str, tmp_path: Path) -> Iterator[Any]:
+    """Create fresh, empty databases of the suite's kind: SQLite files, or PostgreSQL databases
+    on the test server (dropped afterwards). The SQLite pass moves data between SQLite files, the
+    PostgreSQL pass between SQLite and PostgreSQL."""
+    if not database_url.startswith("postgresql"):
+        files = (tmp_path / f"target-{i}.db" for i in itertools.count())
+        yield lambda: f"sqlite:///{next(files)}"
+        return
     url = sa.make_url(database_url)
     admin = url.set(drivername="postgresql", database="postgres").render_as_string(
         hide_password=False
@@ -106,12 +112,12 @@ def api_reads(app: Flask, people: list[ApiUser]) -> dict[str, Any]:
     return reads
 
 
-def test_sqlite_to_postgres_and_back(tmp_path: Path, postgres_factory: Any) -> None:
+def test_transfer_there_and_back(tmp_path: Path, database_factory: Any) -> None:
     source = migrated_app(f"sqlite:///{tmp_path / 'source.db'}")
     people = seed(source)
     expected = api_reads(source, people)
-    pg_url = postgres_factory()
-    target = migrated_app(pg_url)
+    target_url = database_factory()
+    target = migrated_app(target_url)
     dispose(target)
 
     result = source.test_cli_runner().invoke(
@@ -121,7 +127,7 @@ def test_sqlite_to_postgres_and_back(tmp_path: Path, postgres_factory: Any) -> N
             "--source",
             str(source.config["SQLALCHEMY_DATABASE_URI"]),
             "--target",
-            pg_url,
+            target_url,
             "--batch-size",
             "3",
         ]
@@ -151,7 +157,7 @@ def test_sqlite_to_postgres_and_back(tmp_path: Path, postgres_factory: Any) -> N
     back = migrated_app(back_url)
     dispose(back)
     result = target.test_cli_runner().invoke(
-        args=["data", "transfer", "--source", pg_url, "--target", back_url]
+        args=["data", "transfer", "--source", target_url, "--target", back_url]
     )
     assert result.exit_code == 0, result.output
     dispose(target)
@@ -159,9 +165,8 @@ def test_sqlite_to_postgres_and_back(tmp_path: Path, postgres_factory: Any) -> N
     dispose(back)
 
 
-def test_export_import_round_trip(tmp_path: Path, postgres_factory: Any) -> None:
-    pg_url = postgres_factory()
-    source = migrated_app(pg_url)
+def test_export_import_round_trip(tmp_path: Path, database_factory: Any) -> None:
+    source = migrated_app(database_factory())
     people = seed(source)
     expected = api_reads(source, people)
     archive = tmp_path / "parley.jsonl.gz"
@@ -193,13 +198,13 @@ def table_counts(url: str) -> dict[str, int]:
     return counts
 
 
-def test_refusals_leave_the_target_untouched(tmp_path: Path, postgres_factory: Any) -> None:
+def test_refusals_leave_the_target_untouched(tmp_path: Path, database_factory: Any) -> None:
     source = migrated_app(f"sqlite:///{tmp_path / 'source.db'}")
     seed(source)
     source_url = str(source.config["SQLALCHEMY_DATABASE_URI"])
     runner = source.test_cli_runner()
 
-    busy_url = postgres_factory()
+    busy_url = database_factory()
     busy = migrated_app(busy_url)
     UserFactory(busy, busy.test_client()).create("occupant", login=False)
     dispose(busy)
@@ -208,12 +213,12 @@ def test_refusals_leave_the_target_untouched(tmp_path: Path, postgres_factory: A
     assert refused.exit_code != 0 and "already holds data" in refused.output
     assert table_counts(busy_url) == before
 
-    bare_url = postgres_factory()
+    bare_url = database_factory()
     refused = runner.invoke(args=["data", "transfer", "--source", source_url, "--target", bare_url])
     assert refused.exit_code != 0 and "not migrated" in refused.output
     assert table_counts(bare_url) == {}
 
-    behind_url = postgres_factory()
+    behind_url = database_factory()
     behind = make_app(behind_url)
     with behind.app_context():
         flask_migrate.upgrade(revision="0003")
@@ -226,7 +231,7 @@ def test_refusals_leave_the_target_untouched(tmp_path: Path, postgres_factory: A
 
     damaged = tmp_path / "damaged.jsonl.gz"
     damaged.write_bytes(b"not gzip at all")
-    fresh = migrated_app(postgres_factory())
+    fresh = migrated_app(database_factory())
     result = fresh.test_cli_runner().invoke(args=["data", "import", str(damaged)])
     assert result.exit_code != 0
     dispose(fresh)

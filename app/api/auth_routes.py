@@ -7,7 +7,12 @@ from typing import Any
 from flask import Response, request, url_for
 from marshmallow import ValidationError
 
-from app.api.rate_limits import per_ip, per_ip_and_account
+from app.api.rate_limits import (
+    per_ip,
+    per_ip_and_account,
+    per_ip_and_password_account,
+    per_signed_in_password_account,
+)
 from app.api.security import auth_required, current_session_id, current_user_id
 from app.core.errors import OAuthError
 from app.core.http import FORM_ENDPOINTS, FORM_MEDIA_TYPE
@@ -52,7 +57,7 @@ def register(data: dict[str, Any]) -> Any:
 
 
 @blp.route("/login", methods=["POST"])
-@per_ip_and_account("login")
+@per_ip_and_password_account("login")
 @blp.arguments(LoginSchema())
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(401, description="Wrong login or password, or a deactivated account.")
@@ -62,7 +67,7 @@ def login(data: dict[str, Any]) -> Any:
 
 
 @blp.route("/token", methods=["POST"])
-@per_ip_and_account("username")
+@per_ip_and_password_account("username")
 @blp.doc(
     requestBody={
         "required": True,
@@ -73,6 +78,9 @@ def login(data: dict[str, Any]) -> Any:
 @blp.response(200, TokenPairSchema)
 def token() -> Any:
     """OAuth2 token endpoint: password and refresh_token grants (RFC 6749 §4.3, §6)."""
+    repeated = sorted(name for name, values in request.form.lists() if len(values) > 1)
+    if repeated:  # RFC 6749 §3.2: parameters must not be included more than once
+        raise OAuthError("invalid_request", f"Parameter given more than once: {repeated[0]}.")
     try:
         form = TokenRequestSchema().load(request.form.to_dict())
     except ValidationError as error:
@@ -128,6 +136,7 @@ def revoke_session(session_id: int) -> None:
 
 @blp.route("/password", methods=["POST"])
 @auth_required
+@per_signed_in_password_account()
 @blp.arguments(PasswordChangeSchema())
 @blp.response(204)
 def change_password(data: dict[str, Any]) -> None:

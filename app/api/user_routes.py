@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.api.rate_limits import per_signed_in_password_account
 from app.api.security import auth_required, current_user_id
 from app.extensions import Blueprint
 from app.schemas.user_schema import (
@@ -39,6 +40,7 @@ def update_me(data: dict[str, Any]) -> Any:
 
 @blp.route("/me", methods=["DELETE"])
 @auth_required
+@per_signed_in_password_account()
 @blp.arguments(UserDeleteSchema())
 @blp.response(204)
 def delete_me(data: dict[str, Any]) -> None:

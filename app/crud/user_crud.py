@@ -38,7 +38,19 @@ def get_account(user_id: int) -> dict[str, Any] | None:
 
 def get_user_for_update(user_id: int) -> User | None:
     """Return the user with this id, locking the row for the current transaction."""
-    return db.session.scalar(sa.select(User).where(User.id == user_id).with_for_update())
+    # populate_existing: an object this session loaded earlier gets the locked row's values.
+    return db.session.scalar(
+        sa.select(User)
+        .where(User.id == user_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def find_user_id(login_key: str) -> int | None:
+    """Return the id of the account whose email or username key is ``login_key``."""
+    column = User.email if "@" in login_key else User.username_key
+    return db.session.scalar(sa.select(User.id).where(column == login_key))
 
 
 def get_user_by_email(email: str) -> User | None:

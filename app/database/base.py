@@ -20,6 +20,12 @@ NAMING_CONVENTION = {
 #: column declared exactly INTEGER becomes the rowid alias that autoincrements.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+#: ``__table_args__`` of a table whose ids clients hold (in tokens, say) and whose rows may be
+#: deleted: SQLite then never hands out an id again (AUTOINCREMENT); without it, a new row takes
+#: the largest id plus one, which reuses the ids of deleted rows at the top. PostgreSQL's
+#: sequences never reuse an id.
+IDS_NEVER_REUSED = {"sqlite_autoincrement": True}
+
 
 def utcnow() -> datetime:
     """Return the current time, timezone-aware in UTC (a callable, for column defaults)."""

@@ -8,13 +8,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import db
-from app.database.base import BigId, UTCDateTime, utcnow
+from app.database.base import IDS_NEVER_REUSED, BigId, UTCDateTime, utcnow
 
 
 class AuthSession(db.Model):  # type: ignore[name-defined]
     """One login: every access and refresh token descended from it carries its id."""
 
     __tablename__ = "auth_sessions"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(
@@ -36,6 +37,7 @@ class RefreshToken(db.Model):  # type: ignore[name-defined]
     """A refresh token, stored only as a SHA-256 digest; spent ones are kept to detect reuse."""
 
     __tablename__ = "refresh_tokens"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     session_id: Mapped[int] = mapped_column(
@@ -52,6 +54,7 @@ class PasswordReset(db.Model):  # type: ignore[name-defined]
     """A single-use password-reset token, stored only as a SHA-256 digest."""
 
     __tablename__ = "password_resets"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(

@@ -8,13 +8,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import db
-from app.database.base import BigId, UTCDateTime, utcnow
+from app.database.base import IDS_NEVER_REUSED, BigId, UTCDateTime, utcnow
 
 
 class User(db.Model):  # type: ignore[name-defined]
     """A person or bot with an account."""
 
     __tablename__ = "users"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     #: Stored lower-cased; unique.

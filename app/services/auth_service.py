@@ -19,6 +19,7 @@ from flask_jwt_extended import create_access_token
 from app.core import mail, security
 from app.core.errors import (
     AppError,
+    ForbiddenError,
     InvalidCredentialsError,
     NotFoundError,
     OAuthError,
@@ -77,16 +78,28 @@ def _clip_user_agent(user_agent: str | None) -> str | None:
     return "".join(ch for ch in user_agent if ch.isprintable())[:255] or None
 
 
-@transactional
 def login(login: str, password: str, user_agent: str | None) -> TokenPair:
-    """Start a session for valid credentials; any failure is InvalidCredentialsError."""
-    user_id = user_service.verify_credentials(login, password)
-    if user_id is None:
+    """Start a session for valid credentials; any failure is InvalidCredentialsError.
+
+    The password is checked first, outside any write transaction (it is slow); the session is
+    then inserted under the account's row lock, only if the account is still active with the
+    password that was checked. A deactivation, password change or reset that commits meanwhile
+    therefore either sees the new session (and revokes it) or makes the login fail.
+    """
+    verified = user_service.verify_credentials(login, password)
+    if verified is None:
+        raise InvalidCredentialsError()
+    return _start_session(verified, user_agent)
+
+
+@transactional
+def _start_session(verified: user_service.VerifiedPassword, user_agent: str | None) -> TokenPair:
+    if not user_service.lock_verified(verified):
         raise InvalidCredentialsError()
     now = utcnow()
     session = auth_crud.add_session(
         AuthSession(
-            user_id=user_id,
+            user_id=verified.user_id,
             created_at=now,
             last_used_at=now,
             expires_at=now,
@@ -203,13 +216,30 @@ def revoke_session(user_id: int, session_id: int) -> None:
         raise NotFoundError("No such session.")
 
 
-@transactional
 def change_password(
     user_id: int, current_session_id: int, current_password: str, new_password: str
 ) -> None:
-    """Change the password and revoke every other session of the user."""
-    user_service.change_password(user_id, current_password, new_password)
-    auth_crud.revoke_sessions(user_id, utcnow(), except_id=current_session_id)
+    """Change the password and revoke every other session of the user.
+
+    A wrong current password is ForbiddenError (``invalid_credentials``); so is one that another
+    request changed after it was checked here.
+    """
+    verified = user_service.verify_password(user_id, current_password)
+    if verified is None:
+        raise _WRONG_PASSWORD
+    _replace_password(verified, user_service.hash_new_password(new_password), current_session_id)
+
+
+_WRONG_PASSWORD = ForbiddenError("The current password is incorrect.", code="invalid_credentials")
+
+
+@transactional
+def _replace_password(
+    verified: user_service.VerifiedPassword, new_hash: str, current_session_id: int
+) -> None:
+    if not user_service.replace_password(verified, new_hash):
+        raise _WRONG_PASSWORD
+    auth_crud.revoke_sessions(verified.user_id, utcnow(), except_id=current_session_id)
 
 
 def revoke_all_sessions(user_id: int) -> None:
@@ -269,22 +299,34 @@ def _mail_after_commit(to: str, subject: str, body: str) -> None:
     after_commit(lambda: mail.send_mail_later(config, to, subject, body))
 
 
-@transactional
 def confirm_password_reset(token: str, new_password: str) -> None:
     """Set a new password with a reset token; every session of the user is revoked.
 
     The token must be unused, unexpired, and newer than the last password change.
     """
-    now = utcnow()
+    _usable_reset(token)  # a bad token costs no password hash
+    _reset_password(token, user_service.hash_new_password(new_password))
+
+
+def _invalid_reset() -> AppError:
+    return AppError("The reset token is invalid, used or expired.", code="invalid_token")
+
+
+def _usable_reset(token: str) -> PasswordReset:
     reset = auth_crud.get_password_reset(security.hash_token(token))
-    invalid = AppError("The reset token is invalid, used or expired.", code="invalid_token")
-    if reset is None or reset.used_at is not None or reset.expires_at <= now:
-        raise invalid
-    changed = user_service.password_changed_at(reset.user_id)
-    if changed is None or changed > reset.created_at:
-        raise invalid
+    if reset is None or reset.used_at is not None or reset.expires_at <= utcnow():
+        raise _invalid_reset()
+    return reset
+
+
+@transactional
+def _reset_password(token: str, new_hash: str) -> None:
+    reset = _usable_reset(token)
+    now = utcnow()
     if not auth_crud.spend_password_reset(reset.id, now):
-        raise invalid
-    if not user_service.set_password(reset.user_id, new_password):
-        raise invalid
+        raise _invalid_reset()
+    # Under the account's row lock: refused when the password changed after the token was made.
+    changed_after = reset.created_at
+    if not user_service.set_password_hash(reset.user_id, new_hash, unchanged_since=changed_after):
+        raise _invalid_reset()
     auth_crud.revoke_sessions(reset.user_id, now)

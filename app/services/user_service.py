@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +36,15 @@ def _raise_if_taken(email: str | None, username_key: str, exclude_id: int | None
         raise ConflictError("This username is taken.", code="conflict")
 
 
-@transactional
+def hash_new_password(password: str) -> str:
+    """Hash a password at the configured strength (slow: call it outside a write transaction).
+
+    On SQLite a write transaction holds the database's one write lock: a password hash computed
+    inside it would stall every other writer for its whole duration.
+    """
+    return security.hash_password(password, _hash_method())
+
+
 def create_user(
     email: str,
     username: str,
@@ -45,6 +54,13 @@ def create_user(
     is_admin: bool = False,
 ) -> User:
     """Create an account; a duplicate email or username (any case) is a ConflictError."""
+    return _insert_user(email, username, hash_new_password(password), display_name, is_admin)
+
+
+@transactional
+def _insert_user(
+    email: str, username: str, password_hash: str, display_name: str | None, is_admin: bool
+) -> User:
     email = email.strip().lower()
     _raise_if_taken(email, username.lower())
     user = User(
@@ -52,7 +68,7 @@ def create_user(
         username=username,
         username_key=username.lower(),
         display_name=display_name or username,
-        password_hash=security.hash_password(password, _hash_method()),
+        password_hash=password_hash,
         is_admin=is_admin,
     )
     try:
@@ -96,19 +112,18 @@ def reset_target(email: str) -> dict[str, Any] | None:
     return {"id": user.id, "email": user.email, "username": user.username}
 
 
-def password_changed_at(user_id: int) -> datetime | None:
-    """When the user's password last changed (None for an unknown user)."""
-    user = user_crud.get_user(user_id)
-    return user.password_changed_at if user else None
-
-
 @transactional
-def set_password(user_id: int, new_password: str) -> bool:
-    """Set a new password without the old one (a verified reset); False if not active."""
-    user = user_crud.get_user(user_id)
-    if user is None or not user.is_active:
+def set_password_hash(user_id: int, password_hash: str, *, unchanged_since: datetime) -> bool:
+    """Set a new password without the old one (a verified reset).
+
+    False if the account is not active, or its password changed after ``unchanged_since``.
+    Locks the account row first, like every change that must not overlap a login (see
+    :func:`lock_verified`). ``password_hash`` comes from :func:`hash_new_password`.
+    """
+    user = user_crud.get_user_for_update(user_id)
+    if user is None or not user.is_active or user.password_changed_at > unchanged_since:
         return False
-    user.password_hash = security.hash_password(new_password, _hash_method())
+    user.password_hash = password_hash
     user.password_changed_at = utcnow()
     return True
 
@@ -132,42 +147,94 @@ def public_profiles(user_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     }
 
 
-def verify_credentials(login: str, password: str) -> int | None:
-    """Return the user id when ``login`` (email or username) and password match an active account.
+@dataclass(frozen=True)
+class VerifiedPassword:
+    """A password found to match an account, and the stored hash it matched.
+
+    Verifying costs tens of milliseconds, so it happens before the write transaction that acts on
+    it; that transaction then calls :func:`lock_verified`, which makes sure the account is still
+    active with that same hash. A deactivation or password change that commits in between makes
+    the check fail, so no session can outlive the revocation it raced with.
+    """
+
+    user_id: int
+    password_hash: str
+    #: The same password hashed at the configured parameters, when the stored hash is older.
+    upgraded_hash: str | None = None
+
+
+def _verified(user: User, password: str) -> VerifiedPassword | None:
+    if not security.verify_password(user.password_hash, password) or not user.is_active:
+        return None
+    upgraded = None
+    if security.hash_needs_update(user.password_hash, _hash_method()):
+        upgraded = hash_new_password(password)
+    return VerifiedPassword(user.id, user.password_hash, upgraded)
+
+
+def verify_credentials(login: str, password: str) -> VerifiedPassword | None:
+    """Check ``login`` (email or username) and password against an active account.
 
     Every failure costs one password check, so unknown, deactivated and wrong-password logins
-    take about the same time. A hash made with older parameters is upgraded on success.
+    take about the same time. Call it outside a write transaction (it is slow), then
+    :func:`lock_verified` inside the one that acts on it.
     """
-    method = _hash_method()
     key = login.strip().lower()
     user = (
         user_crud.get_user_by_email(key) if "@" in key else user_crud.get_user_by_username_key(key)
     )
     if user is None:
-        security.burn_password_check(password, method)
+        security.burn_password_check(password, _hash_method())
         return None
-    if not security.verify_password(user.password_hash, password) or not user.is_active:
-        return None
-    if security.hash_needs_update(user.password_hash, method):
-        _rehash_password(user.id, password)
-    return user.id
+    return _verified(user, password)
 
 
-@transactional
-def _rehash_password(user_id: int, password: str) -> None:
+def verify_password(user_id: int, password: str) -> VerifiedPassword | None:
+    """Check the password of an active account by id (outside a write transaction)."""
     user = user_crud.get_user(user_id)
-    if user is not None:
-        user.password_hash = security.hash_password(password, _hash_method())
+    if user is None or not user.is_active:
+        return None
+    return _verified(user, password)
 
 
-@transactional
-def change_password(user_id: int, current_password: str, new_password: str) -> None:
-    """Replace the password after checking the current one (ForbiddenError if it is wrong)."""
-    user = get_active_user(user_id)
-    if not security.verify_password(user.password_hash, current_password):
-        raise ForbiddenError("The current password is incorrect.", code="invalid_credentials")
-    user.password_hash = security.hash_password(new_password, _hash_method())
+def account_key(login: str) -> str:
+    """Name the account a login, username or email refers to, for per-account rate limits.
+
+    ``alice`` and ``alice@example.com`` are one account and one key; a name that belongs to no
+    account is keyed by the name itself.
+    """
+    key = login.strip().lower()[:254]
+    user_id = user_crud.find_user_id(key)
+    return f"user:{user_id}" if user_id is not None else f"name:{key}"
+
+
+def _lock_verified_user(verified: VerifiedPassword) -> User | None:
+    user = user_crud.get_user_for_update(verified.user_id)
+    if user is None or not user.is_active or user.password_hash != verified.password_hash:
+        return None
+    if verified.upgraded_hash is not None:
+        user.password_hash = verified.upgraded_hash
+    return user
+
+
+def lock_verified(verified: VerifiedPassword) -> bool:
+    """Lock the account row (within the caller's transaction); True if it is still verified.
+
+    The account must still be active with the hash the password matched. An upgraded hash is
+    stored now. Logins, password changes, resets and deactivations all take this row lock
+    before they write, so they happen one after the other for one account.
+    """
+    return _lock_verified_user(verified) is not None
+
+
+def replace_password(verified: VerifiedPassword, new_hash: str) -> bool:
+    """Replace a verified password (within the caller's transaction); False if it changed."""
+    user = _lock_verified_user(verified)
+    if user is None:
+        return False
+    user.password_hash = new_hash
     user.password_changed_at = utcnow()
+    return True
 
 
 @transactional
@@ -190,13 +257,20 @@ def update_profile(
     return user
 
 
-@transactional
 def deactivate_self(user_id: int, password: str) -> None:
     """Deactivate the caller's account after checking the password; revoke all its sessions."""
-    user = get_active_user(user_id)
-    if not security.verify_password(user.password_hash, password):
+    verified = verify_password(user_id, password)
+    if verified is None:
         raise ForbiddenError("The password is incorrect.", code="invalid_credentials")
-    _ensure_not_last_admin(user)
+    _deactivate_verified(verified)
+
+
+@transactional
+def _deactivate_verified(verified: VerifiedPassword) -> None:
+    user = get_active_user(verified.user_id)
+    _ensure_not_last_admin(user)  # locks the admin rows first: the one lock order, see below
+    if not lock_verified(verified):  # changed since it was checked: check again
+        raise ForbiddenError("The password is incorrect.", code="invalid_credentials")
     user.is_active = False
     auth_service.revoke_all_sessions(user.id)
 
@@ -242,7 +316,11 @@ def admin_update_user(
 
     Deactivating revokes every session of the account; the last active admin stays one.
     """
+    # Locks in one order, whoever acts on whom: every admin row (by id), then the target. Two
+    # admins acting on each other would otherwise each hold one row and wait for the other's.
     require_admin(actor_id)
+    user_crud.lock_admins()
+    require_admin(actor_id)  # again under the lock: the actor may have just lost the role
     user = user_crud.get_user_for_update(user_id)
     if user is None:
         raise NotFoundError("No such user.")

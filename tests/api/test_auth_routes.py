@@ -264,6 +264,22 @@ class TestLogoutAndSessions:
             client.post(REFRESH, json={"refresh_token": user.refresh_token}), 401, "token_revoked"
         )
 
+    def test_session_ids_are_never_reused_after_prune(
+        self, app: Flask, client: FlaskClient, users: UserFactory
+    ) -> None:
+        """A pruned session's id never comes back: its logged-out tokens stay dead for good."""
+        user = users.create()
+        dead_headers, dead_refresh = dict(user.headers), user.refresh_token
+        [dead] = client.get("/api/v1/auth/sessions", headers=user.headers).get_json()["items"]
+        assert client.post("/api/v1/auth/logout", headers=user.headers).status_code == 204
+        pruned = app.test_cli_runner().invoke(args=["auth", "prune"])
+        assert pruned.exit_code == 0 and "pruned 1 session" in pruned.output
+        users.login(user)  # the newest session was deleted: on SQLite its id was free again
+        [fresh] = client.get("/api/v1/auth/sessions", headers=user.headers).get_json()["items"]
+        assert fresh["id"] > dead["id"]
+        assert_problem(client.get(ME, headers=dead_headers), 401, "token_revoked")
+        assert_problem(client.post(REFRESH, json={"refresh_token": dead_refresh}), 401)
+
     def test_logout_requires_a_token(self, client: FlaskClient) -> None:
         response = client.post("/api/v1/auth/logout")
         assert_problem(response, 401, "not_authenticated")

@@ -149,3 +149,61 @@ def test_message_sends_per_user(database_url: str, _schema: None) -> None:
 
 def test_switched_off(client: FlaskClient) -> None:
     assert [attempt(client, "bob") for _ in range(15)] == [401] * 15
+
+
+def test_refresh_grants_are_limited_by_client_ip_only(limited: Flask) -> None:
+    """A refresh grant names no account: refreshes from many clients share no bucket."""
+    client = limited.test_client()
+    form = {"grant_type": "refresh_token", "refresh_token": "garbage"}
+
+    def refresh(ip: str) -> int:
+        return client.post(
+            "/api/v1/auth/token", data=form, environ_base={"REMOTE_ADDR": ip}
+        ).status_code
+
+    # Ten garbage refreshes from one client do not lock out anyone else's refreshes...
+    assert [refresh("10.0.4.1") for _ in range(10)] == [400] * 10
+    assert [refresh(f"10.0.5.{i}") for i in range(20)] == [400] * 20
+    # ...while that one client is limited.
+    assert refresh("10.0.4.1") == 429
+
+
+def test_one_account_one_bucket_whatever_its_name(limited: Flask) -> None:
+    client = limited.test_client()
+    UserFactory(limited, client).create("bob", login=False)
+    names = ["bob", "BOB", "bob@example.com", " Bob@Example.com "] * 3
+    codes = [attempt(client, name, ip=f"10.0.6.{i}") for i, name in enumerate(names[:11])]
+    assert codes == [401] * 10 + [429]
+
+
+def test_every_password_check_shares_the_accounts_bucket(limited: Flask) -> None:
+    """Password change and account deletion count with login: no unlimited password oracle."""
+    client = limited.test_client()
+    bob = UserFactory(limited, client).create("bob")  # its login is the first attempt
+    wrong = {"current_password": "not my password", "new_password": "a new passphrase!"}
+    codes = [
+        client.post("/api/v1/auth/password", json=wrong, headers=bob.headers).status_code
+        for _ in range(5)
+    ]
+    codes += [
+        client.delete(
+            "/api/v1/users/me", json={"password": "not my password"}, headers=bob.headers
+        ).status_code
+        for _ in range(4)
+    ]
+    assert codes == [403] * 9
+    response = client.post("/api/v1/auth/password", json=wrong, headers=bob.headers)
+    assert_problem(response, 429, "rate_limited")
+    # The account's bucket is full for logins too, from any client.
+    assert attempt(client, "bob@example.com", ip="10.0.7.1") == 429
+
+
+def test_other_accounts_keep_their_buckets(limited: Flask) -> None:
+    client = limited.test_client()
+    users = UserFactory(limited, client)
+    users.create("bob", login=False)
+    alice = users.create("alice")
+    assert [attempt(client, "bob", ip=f"10.0.8.{i}") for i in range(11)][-1] == 429
+    wrong = {"current_password": "not my password", "new_password": "a new passphrase!"}
+    response = client.post("/api/v1/auth/password", json=wrong, headers=alice.headers)
+    assert response.status_code == 403

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import requests
 from flask import Flask
 from oauthlib.oauth2 import LegacyApplicationClient
 from requests_oauthlib import OAuth2Session
+
+from app.services import user_service
 
 pytestmark = pytest.mark.e2e
 
@@ -242,3 +247,84 @@ def test_every_users_and_auth_endpoint_over_http(app: Flask, server: str) -> Non
             == 204
         )
         assert http.get(f"{api}/users/me", headers=a, timeout=10).status_code == 401
+
+
+def make_admins(app: Flask, server: str, *names: str) -> list[dict[str, Any]]:
+    """Admins created in the database, logged in through the server; each ``{id, token}``."""
+    admins = []
+    for name in names:
+        with app.app_context():
+            admin_id = user_service.create_user(
+                f"{name}@example.com", name, PASSWORD, is_admin=True
+            ).id
+        login = requests.post(
+            f"{server}/api/v1/auth/login", json={"login": name, "password": PASSWORD}, timeout=10
+        )
+        assert login.status_code == 200, login.text
+        admins.append({"id": admin_id, "token": login.json()["access_token"]})
+    return admins
+
+
+def at_once(*calls: Callable[[], requests.Response]) -> list[requests.Response]:
+    """Make the calls from threads released together, and return their responses in order."""
+    barrier = threading.Barrier(len(calls))
+
+    def released(call: Callable[[], requests.Response]) -> requests.Response:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(released, calls))
+
+
+def log_in(server: str, name: str, password: str = PASSWORD) -> Callable[[], requests.Response]:
+    url = f"{server}/api/v1/auth/login"
+    return lambda: requests.post(url, json={"login": name, "password": password}, timeout=15)
+
+
+def set_active(
+    server: str, actor: dict[str, Any], target_id: int, active: bool
+) -> Callable[[], requests.Response]:
+    url = f"{server}/api/v1/admin/users/{target_id}"
+    headers = bearer(actor["token"])
+    return lambda: requests.patch(url, json={"is_active": active}, headers=headers, timeout=15)
+
+
+def test_logins_racing_a_deactivation_leave_no_live_session(app: Flask, server: str) -> None:
+    """Logins that overlap an admin's deactivation: afterwards no token of theirs works."""
+    [root] = make_admins(app, server, "racer-root")
+    for round_number in range(4):
+        name = f"racer{round_number}"
+        first = register_and_login(server, name)
+        me = requests.get(f"{server}/api/v1/users/me", headers=bearer(first["access_token"]))
+        *logins, deactivated = at_once(
+            *[log_in(server, name)] * 8, set_active(server, root, me.json()["id"], False)
+        )
+        assert deactivated.status_code == 200, deactivated.text
+        assert {r.status_code for r in logins} <= {200, 401}, [r.text for r in logins]
+        for pair in [r.json() for r in logins if r.status_code == 200] + [first]:
+            me = requests.get(f"{server}/api/v1/users/me", headers=bearer(pair["access_token"]))
+            assert me.status_code == 401, me.text
+            refreshed = requests.post(
+                f"{server}/api/v1/auth/refresh",
+                json={"refresh_token": pair["refresh_token"]},
+                timeout=10,
+            )
+            assert refreshed.status_code == 401, refreshed.text
+
+
+def test_two_admins_deactivating_each_other_never_deadlock(app: Flask, server: str) -> None:
+    """Each round, two admins deactivate each other at once: one wins, never a 503."""
+    root, one, two = make_admins(app, server, "root-admin", "admin-one", "admin-two")
+    for _ in range(6):
+        codes = sorted(
+            r.status_code
+            for r in at_once(
+                set_active(server, one, two["id"], False), set_active(server, two, one["id"], False)
+            )
+        )
+        # The loser acted after losing its role (403), or after its session died (401).
+        assert codes[0] == 200 and codes[1] in (401, 403), codes
+        for admin, name in ((one, "admin-one"), (two, "admin-two")):  # root restores both
+            assert set_active(server, root, admin["id"], True)().status_code == 200
+            admin["token"] = log_in(server, name)().json()["access_token"]
