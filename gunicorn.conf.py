@@ -9,6 +9,9 @@ from typing import Any
 
 from gunicorn import glogging
 
+from app.core.gunicorn_hooks import close_after_oversized_body, install_problem_errors
+from app.core.http import DRAIN_LIMIT
+
 bind = (
     os.environ.get("GUNICORN_BIND")
     or f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
@@ -34,6 +37,15 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # keep-alive keeps them there: one worker could serve every client while the other idled.
 reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "true").lower() in ("1", "true", "yes", "on")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's own limit on the request line (path and query), at its maximum: the app answers
+# what fits, a client's repeated parameters included (422). Longer lines, like headers over
+# gunicorn's limits, get gunicorn's own answer, made problem+json below.
+limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", "8190"))
+# gunicorn's control socket (for gunicornc) defaults to one path per user, so a second instance
+# on the host (blue/green, tests) would take it over and remove it when it stops. Off unless
+# GUNICORN_CONTROL_SOCKET names a path for this instance.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 
 
 class ParleyLogger(glogging.Logger):
@@ -102,6 +114,14 @@ def on_exit(server: Any) -> None:
     """Remove the metrics directory this server made for itself."""
     if _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
+install_problem_errors()
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    """Close the connection after a body too large to drain (its 413 says so)."""
+    close_after_oversized_body(req, DRAIN_LIMIT)
 
 
 def post_worker_init(worker: Any) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import flask_jwt_extended
 import flask_smorest
+import marshmallow as ma
 from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -27,6 +28,26 @@ class ParleyParser(FlaskParser):
         if not req.is_json or not req.get_data(cache=True):
             return missing
         return req.get_json(cache=True)
+
+    def load_querystring(self, req: Any, schema: ma.Schema) -> Any:
+        """Return the query parameters; one that takes a single value, given twice, is a 422.
+
+        Which of ``?before=1&before=9`` a server would use is a guess; refusing it is not.
+        Parameters the schema does not know are ignored, as they always are.
+        """
+        single = {
+            field.data_key or name
+            for name, field in schema.fields.items()
+            if not isinstance(field, ma.fields.List | ma.fields.Tuple)
+        }
+        repeated = {
+            name: ["Given more than once."]
+            for name, values in req.args.lists()
+            if name in single and len(values) > 1
+        }
+        if repeated:
+            raise ma.ValidationError(repeated)
+        return super().load_querystring(req, schema)
 
 
 class Api(flask_smorest.Api):

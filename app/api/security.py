@@ -66,7 +66,8 @@ def _bearer_token() -> str:
     value = request.headers.get("Authorization", "").strip().strip(",")
     if not value:
         raise NoAuthorizationError("Missing Authorization Header")
-    bearer = [field for field in _FIELDS.split(value) if field and field.split()[0] == "Bearer"]
+    # RFC 7235: the auth scheme is case-insensitive (``bearer`` and ``BEARER`` are ``Bearer``).
+    bearer = [f for f in _FIELDS.split(value) if f and f.split()[0].lower() == "bearer"]
     if len(bearer) != 1:
         raise NoAuthorizationError(
             "Missing 'Bearer' type in 'Authorization' header. "

@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from app.core.errors import AppError, ServiceUnavailableError, problem_response
+from app.core.http import drain_body
 from app.database import db
 
 log = logging.getLogger("parley.errors")
@@ -59,6 +60,8 @@ def handle_http_exception(error: HTTPException) -> Response:
         headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
     if status == 500:
         return handle_unexpected(error)
+    if status == 413:
+        drain_body()  # keep the connection usable for the client's next request
     return problem_response(status, code, detail, errors=errors, headers=headers)
 
 

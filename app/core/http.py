@@ -13,6 +13,7 @@ import orjson
 from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.core.errors import AppError
 
@@ -20,6 +21,11 @@ from app.core.errors import AppError
 FORM_ENDPOINTS: set[str] = set()
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+#: How much of a refused body is read and dropped, so that a keep-alive client can send its
+#: next request on the same connection. gunicorn.conf.py closes the connection instead when a
+#: declared body is larger still.
+DRAIN_LIMIT = 1024 * 1024
 
 
 class UnsupportedMediaTypeError(AppError):
@@ -64,6 +70,41 @@ def _has_body() -> bool:
     )
 
 
+def read_body() -> bytes:
+    """Return the request body; a body over ``MAX_CONTENT_LENGTH`` raises 413.
+
+    Werkzeug refuses a declared ``Content-Length`` over the limit, but it stops reading a
+    streamed (chunked) body at the limit without a word: one more byte from the WSGI input
+    tells a body of exactly the limit from a larger one.
+    """
+    data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+    return data
+
+
+def drain_body() -> None:
+    """Read and drop what is left of a refused body, up to :data:`DRAIN_LIMIT` bytes.
+
+    A server that answers before reading the whole body must either read the rest or close
+    the connection, else the client's next request on it meets the leftover bytes.
+    """
+    if (request.content_length or 0) > DRAIN_LIMIT:
+        return  # the server closes this connection instead (gunicorn.conf.py)
+    stream = request.environ.get("wsgi.input")
+    left = DRAIN_LIMIT
+    try:
+        while stream is not None and left > 0:
+            chunk = stream.read(min(64 * 1024, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+    except (OSError, ValueError):  # the client went away: nothing left to keep usable
+        return
+
+
 def is_json_media_type(mimetype: str) -> bool:
     """Accept ``application/json`` and structured ``+json`` types."""
     return mimetype == "application/json" or (
@@ -84,6 +125,7 @@ def check_request_body() -> None:
             raise UnsupportedMediaTypeError(
                 f"This endpoint reads a form body (Content-Type: {FORM_MEDIA_TYPE})."
             )
+        read_body()  # the size check; the form is parsed from the cached body
         return
     if not is_json_media_type(request.mimetype):
         raise UnsupportedMediaTypeError()
@@ -91,7 +133,7 @@ def check_request_body() -> None:
         # RFC 8259: JSON between systems is UTF-8. Decoding strictly first also stops json.loads
         # from guessing UTF-16 or UTF-32 from the first bytes.
         parsed = json.loads(
-            request.get_data(cache=True).decode("utf-8"),
+            read_body().decode("utf-8"),
             object_pairs_hook=_object_without_duplicates,
             parse_constant=_reject_constant,
         )

@@ -14,7 +14,7 @@ import orjson
 from flask import Flask, Response, g, request
 
 #: A client-supplied X-Request-ID is kept only when it looks like an id, never as free text.
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 access_log = logging.getLogger("parley.access")
 
@@ -66,7 +66,7 @@ def assign_request_id() -> None:
     given = request.headers.get("X-Request-ID", "")
     # 128 random bits, as hex: unique enough to find a request, and cheaper than uuid4's system
     # call (the random module reseeds in every forked worker).
-    g.request_id = given if _SANE_REQUEST_ID.match(given) else f"{random.getrandbits(128):032x}"
+    g.request_id = given if _SANE_REQUEST_ID.fullmatch(given) else f"{random.getrandbits(128):032x}"
     g.request_started = time.perf_counter()
 
 

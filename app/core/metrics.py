@@ -65,15 +65,25 @@ class MetricsUnauthorizedError(UnauthorizedError):
     message = "A valid metrics token is required."
 
 
+#: The method label's values: any other method a client makes up is counted as ``OTHER``, so
+#: that no request can add a series (each one costs every scrape from then on).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def record_request(response: Response) -> Response:
-    """Count the request and observe its latency (after_request hook)."""
+    """Count the request and observe its latency (after_request hook).
+
+    Every label is bounded: the method to :data:`METHODS` or ``OTHER``, the endpoint to the
+    app's URL rules or ``<unmatched>``, the status to the codes the app answers with.
+    """
     rule = request.url_rule
     endpoint = rule.rule if rule is not None else UNMATCHED
+    method = request.method if request.method in METHODS else "OTHER"
     status = str(response.status_code)
-    REQUESTS.labels(request.method, endpoint, status).inc()
+    REQUESTS.labels(method, endpoint, status).inc()
     started = g.get("request_started")
     if started is not None:
-        LATENCY.labels(request.method, endpoint, status).observe(time.perf_counter() - started)
+        LATENCY.labels(method, endpoint, status).observe(time.perf_counter() - started)
     return response
 
 
@@ -108,8 +118,10 @@ def scrape() -> Response:
     """Serve every metric in the Prometheus text format, summed over all worker processes."""
     token = current_app.config["METRICS_TOKEN"]
     if token:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
             raise MetricsUnauthorizedError()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

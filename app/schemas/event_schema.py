@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.schemas.fields import Text, UTCTimestamp
+from app.schemas.fields import Pattern, Text, UTCTimestamp
 
 EVENT_TYPES = [
     "conversation.created",
@@ -24,7 +24,7 @@ class EventQuerySchema(Schema):
     since = Text(
         validate=[
             validate.Length(min=1, max=32),
-            validate.Regexp(r"^[0-9]+$", error="Invalid cursor."),
+            Pattern(r"^[0-9]+$", error="Invalid cursor."),
         ],
         metadata={"description": "The `next` of the previous call; omit it to get a start."},
     )
@@ -41,7 +41,7 @@ class StreamQuerySchema(Schema):
     since = Text(
         validate=[
             validate.Length(min=1, max=32),
-            validate.Regexp(r"^[0-9]+$", error="Invalid cursor."),
+            Pattern(r"^[0-9]+$", error="Invalid cursor."),
         ]
     )
 

@@ -20,6 +20,22 @@ def reject_unsafe_text(value: str) -> None:
         raise ValidationError("Invalid Unicode (lone surrogate).")
 
 
+class Pattern(validate.Regexp):
+    """A regular-expression check on the whole value.
+
+    marshmallow's ``Regexp`` uses ``re.match``, where ``$`` also matches before a final newline:
+    ``"alice"`` and a newline would pass ``^[a-z]+$``. This one matches the whole string. The
+    pattern is written with ``^`` and ``$`` as usual, so the OpenAPI description shows it as a
+    JSON Schema pattern that clients and test generators understand.
+    """
+
+    def __call__(self, value: Any) -> Any:
+        """Return ``value`` when the pattern matches all of it; else raise ValidationError."""
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 class Text(fields.String):
     """A string that is never NUL-laden or broken Unicode, optionally trimmed."""
 
@@ -108,7 +124,7 @@ class PageQuerySchema(Schema):
         load_default=None,
         validate=[
             validate.Length(max=512),
-            validate.Regexp(CURSOR_PATTERN, error="Not a cursor of this API."),
+            Pattern(CURSOR_PATTERN, error="Not a cursor of this API."),
         ],
         metadata={"description": "The `next_cursor` of the previous page."},
     )

@@ -8,6 +8,7 @@ from app.schemas.fields import (
     BodySchema,
     Name,
     PageQuerySchema,
+    Pattern,
     StrictBoolean,
     Text,
     UTCTimestamp,
@@ -16,7 +17,7 @@ from app.schemas.fields import (
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 
 username_field_options = {
-    "validate": validate.Regexp(
+    "validate": Pattern(
         USERNAME_PATTERN, error="3–32 characters: letters, digits, '_', '.' or '-'."
     ),
     "metadata": {"description": "3–32 of `[A-Za-z0-9_.-]`, unique regardless of case."},

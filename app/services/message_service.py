@@ -32,7 +32,12 @@ send_queue = LocalQueue()
 
 
 def _same_send(message: Message, body: str) -> Message:
-    if message.deleted or message.body == body:
+    """Return the stored message for a retry of its send; a different body is a conflict.
+
+    Once the message was edited or deleted its original body is gone, and a retry cannot be
+    told from a reuse: the retry then gets the message as it now stands, edit or tombstone.
+    """
+    if message.deleted or message.edited_at is not None or message.body == body:
         return message
     raise ConflictError("This client_id was already used for a different message.")
 

@@ -106,6 +106,22 @@ class TestSend:
         )
         assert retry.status_code == 200 and retry.get_json()["deleted"] is True
 
+    def test_retry_of_an_edited_message_returns_it_as_edited(
+        self, client: FlaskClient, users: UserFactory, chat: Chat
+    ) -> None:
+        """Once edited, the original body is gone: a retry gets the message as it now stands."""
+        alice, bob = users.create("alice"), users.create("bob")
+        direct = chat.direct(alice, bob)
+        chat.send(alice, direct["id"], "draft", client_id="k")
+        client.patch(url(direct["id"], "/1"), json={"body": "final"}, headers=alice.headers)
+        retry = client.post(
+            url(direct["id"]), json={"body": "draft", "client_id": "k"}, headers=alice.headers
+        )
+        assert retry.status_code == 200
+        assert retry.get_json()["seq"] == 1 and retry.get_json()["body"] == "final"
+        assert retry.get_json()["edited_at"] is not None
+        assert chat.get(alice, direct["id"])["last_seq"] == 1  # nothing new stored
+
     @pytest.mark.parametrize(
         "body",
         [

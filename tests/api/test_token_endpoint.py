@@ -94,3 +94,16 @@ def test_login_without_user_agent(client: FlaskClient, users: UserFactory) -> No
     sessions = client.get("/api/v1/auth/sessions", headers=headers).get_json()["items"]
     assert sessions[0]["user_agent"] is None
     assert user.id
+
+
+@pytest.mark.parametrize("repeated", ["grant_type", "username", "password", "scope"])
+def test_a_repeated_parameter_is_an_invalid_request(
+    client: FlaskClient, users: UserFactory, repeated: str
+) -> None:
+    """RFC 6749 §3.2: parameters must not be included more than once."""
+    users.create("bob", login=False)
+    form = {"grant_type": "password", "username": "bob", "password": PASSWORD, "scope": "x"}
+    body = "&".join(f"{k}={v}" for k, v in form.items()) + f"&{repeated}={form[repeated]}"
+    response = client.post(TOKEN, data=body, content_type="application/x-www-form-urlencoded")
+    oauth_error(response, "invalid_request")
+    assert repeated in response.get_json()["error_description"]

@@ -93,3 +93,26 @@ def test_openmetrics_is_served_when_asked_for(client: FlaskClient) -> None:
     assert response.status_code == 200
     assert response.content_type.startswith("application/openmetrics-text")
     assert response.get_data(as_text=True).rstrip().endswith("# EOF")
+
+
+def test_made_up_methods_share_one_label(client: FlaskClient) -> None:
+    """Labels are bounded: 300 invented methods add one series, not 300."""
+    before = scrape(client)
+    for i in range(300):
+        assert client.open("/healthz", method=f"BREW{i}").status_code == 405
+    after = scrape(client)
+    assert "BREW" not in after
+    labels = {"method": "OTHER", "endpoint": "<unmatched>", "status": "405"}
+    assert (
+        sample_value(after, "parley_http_requests_total", **labels)
+        - sample_value(before, "parley_http_requests_total", **labels)
+        == 300
+    )
+    assert len(after) - len(before) < 2_000  # a few new series at most
+
+
+def test_a_lower_case_bearer_scheme_opens_the_metrics(database_url: str, _schema: None) -> None:
+    app = make_app(database_url, METRICS_TOKEN="scrape-me")
+    client = app.test_client()
+    assert client.get("/metrics", headers={"Authorization": "bearer scrape-me"}).status_code == 200
+    assert_problem(client.get("/metrics", headers={"Authorization": "bearer nope"}), 401)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -10,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.factories import PASSWORD
+from tests.helpers import assert_problem
 from tests.security.conftest import World, assert_refused, database_state
 
 REGISTER = "/api/v1/auth/register"
@@ -180,3 +182,48 @@ def test_giant_request_id_is_replaced_not_echoed(
     )
     body = assert_refused(app, before, response, 400, "invalid_json")
     assert len(body["request_id"]) == 32
+
+
+def test_a_chunked_body_over_the_limit_is_413(
+    app: Flask, client: FlaskClient, world: World
+) -> None:
+    """A streamed body has no Content-Length: it is measured as it is read (gunicorn's way)."""
+    before = database_state(app)
+
+    def chunked(raw: bytes) -> Any:
+        return client.post(
+            REGISTER,
+            data=io.BytesIO(raw),
+            headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+
+    over = ("{" + GOOD_USER + ', "x": "' + "a" * 70_000 + '"}').encode()
+    assert_refused(app, before, chunked(over), 413, "payload_too_large")
+    padding = 64 * 1024 - len(("{" + GOOD_USER + ', "display_name": ""}').encode())
+    exactly = ("{" + GOOD_USER + ', "display_name": "' + "a" * padding + '"}').encode()
+    assert len(exactly) == 64 * 1024  # at the limit is not over it: read, then validated
+    assert_refused(app, before, chunked(exactly), 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "before=5&before=3",
+        "after=1&after=2&limit=5",
+        "limit=10&limit=20",
+    ],
+)
+def test_a_repeated_single_value_query_parameter_is_422(
+    client: FlaskClient, world: World, query: str
+) -> None:
+    """Which of two values a server would use is a guess: it refuses instead."""
+    url = f"/api/v1/conversations/{world.group_id}/messages?{query}"
+    body = assert_problem(client.get(url, headers=world.alice.headers), 422, "validation_error")
+    assert list(body["errors"]["query"]) == [query.split("=")[0]]
+    assert body["errors"]["query"][query.split("=")[0]] == ["Given more than once."]
+
+
+def test_unknown_repeated_query_parameters_are_ignored(client: FlaskClient, world: World) -> None:
+    url = f"/api/v1/conversations/{world.group_id}/messages?utm=1&utm=2"
+    assert client.get(url, headers=world.alice.headers).status_code == 200

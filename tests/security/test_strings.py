@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from marshmallow import Schema
 
 from tests.factories import PASSWORD
+from tests.helpers import assert_problem
 from tests.security.conftest import World, assert_refused, database_state
 
 REGISTER = "/api/v1/auth/register"
@@ -207,6 +209,15 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
         "validation_error",
     ),
     (
+        "username-trailing-newline",
+        "POST",
+        REGISTER,
+        registration(username="newcomer\n"),
+        422,
+        "validation_error",
+    ),
+    ("rename-trailing-newline", "PATCH", ME, {"username": "alice2\n"}, 422, "validation_error"),
+    (
         "login-sql",
         "POST",
         "/api/v1/auth/login",
@@ -264,3 +275,52 @@ def test_markup_in_a_message_is_stored_and_returned_verbatim(
     assert sent.get_json()["body"] == markup
     assert sent.headers["Content-Type"] == "application/json"
     assert sent.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/users?q=a&cursor=abc%0A",
+        "/api/v1/conversations?cursor=abc%0A",
+        "/api/v1/events?since=5%0A",
+        "/api/v1/events/stream?since=5%0A",
+    ],
+)
+def test_a_trailing_newline_never_passes_a_pattern(
+    client: FlaskClient, world: World, path: str
+) -> None:
+    """``$`` matches before a final newline; every pattern must match the whole value."""
+    response = client.get(path, headers=world.alice.headers)
+    body = assert_problem(response, 422, "validation_error")
+    assert list(body["errors"]["query"]) in (["cursor"], ["since"])
+
+
+def test_every_pattern_in_the_schemas_matches_whole_values() -> None:
+    """No schema uses marshmallow's Regexp, whose ``$`` lets a trailing newline through."""
+    from marshmallow import validate
+
+    from app import create_app
+    from app.schemas.fields import Pattern
+    from config import TestingConfig
+
+    create_app(TestingConfig)  # every schema imported
+    seen = 0
+    for schema_class in _all_subclasses(Schema):
+        for field in schema_class._declared_fields.values():
+            for validator in _validators(field):
+                if isinstance(validator, validate.Regexp):
+                    assert isinstance(validator, Pattern), (schema_class, field)
+                    seen += 1
+    assert seen >= 4
+
+
+def _all_subclasses(cls: type) -> set[type]:
+    found = set(cls.__subclasses__())
+    for sub in list(found):
+        found |= _all_subclasses(sub)
+    return {c for c in found if c.__module__.startswith("app.")}
+
+
+def _validators(field: Any) -> list[Any]:
+    inner = getattr(field, "inner", None)  # a List's item field
+    return list(field.validators) + (_validators(inner) if inner is not None else [])

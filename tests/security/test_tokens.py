@@ -191,3 +191,12 @@ def test_access_token_is_not_a_refresh_token(app: Flask, client: FlaskClient, wo
     before = database_state(app)
     response = client.post("/api/v1/auth/refresh", json={"refresh_token": world.alice.access_token})
     assert_refused(app, before, response, 401)
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_the_bearer_scheme_is_case_insensitive(
+    client: FlaskClient, world: World, scheme: str
+) -> None:
+    """RFC 7235 §2.1: the authentication scheme is case-insensitive."""
+    response = client.get(ME, headers={"Authorization": f"{scheme} {world.alice.access_token}"})
+    assert response.status_code == 200, response.get_json()
