@@ -124,6 +124,9 @@ class Config:
     MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "parley@localhost")
+    #: Without MAIL_SERVER, write whole mails (reset tokens included) to the log. Never in
+    #: production, where only the fact that a mail was not sent is logged.
+    MAIL_LOG_BODY = True
 
     # OpenAPI: the spec at /api/v1/openapi.json, Swagger UI at /api/docs, assets served locally.
     API_TITLE = "Parley"
@@ -172,6 +175,7 @@ class ProductionConfig(Config):
     """Production: real secrets required."""
 
     ENV_NAME = "production"
+    MAIL_LOG_BODY = False
 
     @classmethod
     def validate(cls) -> None:

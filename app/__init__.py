@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,10 @@ def create_app(config_class: type[Config] | None = None, **overrides: Any) -> Fl
     register_docs_assets(app)
     register_shell_context(app)
     register_commands(app)
+    if not app.config["MAIL_SERVER"] and not app.config["MAIL_LOG_BODY"]:
+        logging.getLogger("parley.mail").warning(
+            "MAIL_SERVER is not set: password-reset mail is not sent (nor logged)"
+        )
     return app
 
 

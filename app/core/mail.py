@@ -25,15 +25,24 @@ def build_message(sender: str, to: str, subject: str, body: str) -> EmailMessage
 def send_mail(config: Mapping[str, Any], to: str, subject: str, body: str) -> bool:
     """Send one mail with the ``MAIL_*`` settings; return False (and log) when it failed.
 
-    Without ``MAIL_SERVER`` the mail is written to the log instead, for development.
+    Without ``MAIL_SERVER`` the mail is written to the log instead when ``MAIL_LOG_BODY`` is on
+    (development and tests); otherwise (production) only the fact that a mail was not sent is
+    logged, without its body.
     """
     message = build_message(config["MAIL_DEFAULT_SENDER"], to, subject, body)
     if not config["MAIL_SERVER"]:
-        log.info(
-            "mail (no MAIL_SERVER set)",
-            extra={"fields": {"to": to, "subject": subject, "body": body}},
+        if config.get("MAIL_LOG_BODY"):  # development: the log is the mailbox
+            log.info(
+                "mail (no MAIL_SERVER set)",
+                extra={"fields": {"to": to, "subject": subject, "body": body}},
+            )
+            return True
+        # A body can hold a secret (a reset token): it never reaches a production log.
+        log.warning(
+            "mail not sent: MAIL_SERVER is not set",
+            extra={"fields": {"to": to, "subject": subject}},
         )
-        return True
+        return False
     try:
         with smtplib.SMTP(config["MAIL_SERVER"], int(config["MAIL_PORT"]), timeout=10) as smtp:
             if config["MAIL_USE_TLS"]:

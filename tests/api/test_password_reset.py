@@ -19,6 +19,8 @@ from flask.testing import FlaskClient
 from app.database import db
 from app.database.base import utcnow
 from app.models import PasswordReset
+from app.services.auth_service import RESET_SUBJECT
+from config import ProductionConfig, TestingConfig
 from tests.e2e.conftest import free_port
 from tests.factories import PASSWORD, UserFactory
 from tests.helpers import assert_problem
@@ -207,15 +209,12 @@ def test_mail_server_down_still_202_and_logged(
     assert any(r.name == "parley.mail" and "failed" in r.getMessage() for r in caplog.records)
 
 
-def test_without_mail_server_the_mail_is_logged(
-    app: Flask, client: FlaskClient, users: UserFactory, caplog: pytest.LogCaptureFixture
-) -> None:
-    users.create("bob", login=False)
-    app.config["MAIL_SERVER"] = ""
+def mail_log_of_a_reset(client: FlaskClient, caplog: pytest.LogCaptureFixture) -> logging.LogRecord:
+    """Ask for bob's reset and return the one log record the mail path writes for it."""
     logger = logging.getLogger("parley")
     logger.addHandler(caplog.handler)
     try:
-        client.post(RESET, json={"email": "bob@example.com"})
+        assert client.post(RESET, json={"email": "bob@example.com"}).status_code == 202
         deadline = time.monotonic() + 5
         while (
             not any(r.name == "parley.mail" for r in caplog.records) and time.monotonic() < deadline
@@ -224,4 +223,27 @@ def test_without_mail_server_the_mail_is_logged(
     finally:
         logger.removeHandler(caplog.handler)
     [record] = [r for r in caplog.records if r.name == "parley.mail"]
+    return record
+
+
+def test_without_mail_server_the_mail_is_logged(
+    app: Flask, client: FlaskClient, users: UserFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    users.create("bob", login=False)
+    app.config["MAIL_SERVER"] = ""
+    record = mail_log_of_a_reset(client, caplog)
     assert record.fields["to"] == "bob@example.com"  # type: ignore[attr-defined]
+    assert "token" in record.fields["body"]  # type: ignore[attr-defined]
+
+
+def test_production_never_logs_a_mail_body(
+    app: Flask, client: FlaskClient, users: UserFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without MAIL_SERVER, production logs that a mail was not sent, never its body (a token)."""
+    assert ProductionConfig.MAIL_LOG_BODY is False and TestingConfig.MAIL_LOG_BODY is True
+    users.create("bob", login=False)
+    app.config.update(MAIL_SERVER="", MAIL_LOG_BODY=False)
+    record = mail_log_of_a_reset(client, caplog)
+    assert record.levelname == "WARNING" and "not sent" in record.getMessage()
+    fields = record.fields  # type: ignore[attr-defined]
+    assert fields == {"to": "bob@example.com", "subject": RESET_SUBJECT}

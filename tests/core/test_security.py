@@ -29,8 +29,22 @@ def test_corrupt_hashes_never_verify(stored: str | None) -> None:
     assert security.verify_password(stored, "anything") is False
 
 
-def test_burn_password_check_runs() -> None:
+def test_burn_password_check_does_a_real_check_at_the_given_strength(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unknown login costs one scrypt check with the configured parameters, like a real one."""
+    checked: list[tuple[str, str]] = []
+    real_check = security.check_password_hash
+
+    def spy(stored: str, password: str) -> bool:
+        checked.append((stored, password))
+        return real_check(stored, password)
+
+    monkeypatch.setattr(security, "check_password_hash", spy)
     security.burn_password_check("whatever", "scrypt:1024:8:1")
+    [(stored, password)] = checked
+    assert stored.startswith("scrypt:1024:8:1$") and password == "whatever"
+    assert not security.hash_needs_update(stored, "scrypt:1024:8:1")
 
 
 def test_tokens() -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 import requests
 from flask import Flask
 
+from app.services.auth_service import RESET_BODY
 from tests.e2e.conftest import start_gunicorn
 
 pytestmark = pytest.mark.e2e
@@ -49,6 +51,14 @@ def test_logs_are_json_with_request_ids_and_never_secrets(
         requests.post(
             f"{api}/auth/login", json={"login": "quiet", "password": "wrong guess!!"}, timeout=10
         )
+        # Production without MAIL_SERVER: the reset mail (and its token) is not written out.
+        reset = requests.post(
+            f"{api}/auth/password-reset", json={"email": "quiet@example.com"}, timeout=10
+        )
+        assert reset.status_code == 202
+        deadline = time.monotonic() + 10
+        while "mail not sent" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -63,7 +73,11 @@ def test_logs_are_json_with_request_ids_and_never_secrets(
         "wrong guess!!",
     ):
         assert secret not in text
+    assert RESET_BODY.splitlines()[3] not in text  # "Use this token within one hour..."
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]  # every line is JSON
+    [unsent] = [e for e in lines if e["message"] == "mail not sent: MAIL_SERVER is not set"]
+    assert unsent["to"] == "quiet@example.com" and "body" not in unsent
+    assert any("MAIL_SERVER is not set" in e["message"] for e in lines if e is not unsent)
     assert any(entry["logger"] == "gunicorn.error" for entry in lines)
     traced = [e for e in lines if e.get("request_id") == "trace-logs-1"]
     assert (
