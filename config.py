@@ -124,6 +124,8 @@ class Config:
     MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "parley@localhost")
+    #: Flask-Mailman's backend; empty: chosen from the settings (see app/core/mail.py).
+    MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "")
     #: Without MAIL_SERVER, write whole mails (reset tokens included) to the log. Never in
     #: production, where only the fact that a mail was not sent is logged.
     MAIL_LOG_BODY = True

@@ -9,8 +9,8 @@ from typing import Any
 
 from gunicorn import glogging
 
-from app.core.gunicorn_hooks import close_after_oversized_body, install_problem_errors
 from app.core.http import DRAIN_LIMIT
+from app.library_overrides import close_after_oversized_body, install_problem_errors
 
 bind = (
     os.environ.get("GUNICORN_BIND")

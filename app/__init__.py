@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +48,6 @@ def create_app(config_class: type[Config] | None = None, **overrides: Any) -> Fl
     register_docs_assets(app)
     register_shell_context(app)
     register_commands(app)
-    if not app.config["MAIL_SERVER"] and not app.config["MAIL_LOG_BODY"]:
-        logging.getLogger("parley.mail").warning(
-            "MAIL_SERVER is not set: password-reset mail is not sent (nor logged)"
-        )
     return app
 
 
@@ -75,6 +70,7 @@ def register_extensions(app: Flask) -> None:
     from app.core.headers import init_security_headers
     from app.core.http import init_request_checks
     from app.core.logging import init_request_logging
+    from app.core.mail import init_mail
     from app.core.metrics import init_metrics
     from app.database import db
     from app.database.connection import (
@@ -110,6 +106,7 @@ def register_extensions(app: Flask) -> None:
         count = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
     init_request_logging(app)
+    init_mail(app)
     with app.app_context():
         init_metrics(app, db.engine)
     init_request_checks(app)
@@ -171,12 +168,24 @@ def register_docs_assets(app: Flask) -> None:
 
 
 def register_shell_context(app: Flask) -> None:
-    """Make ``sa`` and the service modules available in ``flask shell`` (models come by default)."""
-    from app.services import auth_service, user_service
+    """Make ``sa`` and every service module available in ``flask shell`` (models come by default).
+
+    In the shell a session behaves as SQLAlchemy's usual one, on both databases: writes made
+    outside a service wait for ``db.session.commit()`` and can be rolled back.
+    """
+    import importlib
+    import pkgutil
+
+    from app import services
+
+    modules = {
+        info.name: importlib.import_module(f"app.services.{info.name}")
+        for info in pkgutil.iter_modules(services.__path__)
+    }
 
     @app.shell_context_processor
     def shell_context() -> dict[str, Any]:
-        return {"sa": sa, "auth_service": auth_service, "user_service": user_service}
+        return {"sa": sa, **modules}
 
 
 def register_commands(app: Flask) -> None:

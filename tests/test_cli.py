@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -93,8 +94,26 @@ def test_auth_prune_deletes_dead_sessions_only(app: Flask, users: UserFactory) -
 def test_shell_context(app: Flask) -> None:
     with app.app_context():
         context = app.make_shell_context()
-    for name in ("db", "sa", "User", "AuthSession", "RefreshToken", "user_service", "auth_service"):
+    for name in ("db", "sa", "User", "AuthSession", "RefreshToken", "Conversation", "Message"):
         assert name in context, name
+    services = Path(__file__).resolve().parents[1] / "app" / "services"
+    for module in services.glob("*_service.py"):  # every service module, as the README says
+        assert context[module.stem].__name__ == f"app.services.{module.stem}"
+
+
+def test_a_shell_write_waits_for_commit_and_rolls_back(
+    app: Flask, users: UserFactory, is_postgres: bool
+) -> None:
+    """In the shell (no request), a write outside a service is not committed by itself."""
+    bob = users.create("bob", login=False)
+    with app.app_context():
+        db.session.execute(sa.update(User).where(User.id == bob.id).values(display_name="oops"))
+        db.session.rollback()
+        assert db.session.get(User, bob.id).display_name == "bob"
+        db.session.execute(sa.update(User).where(User.id == bob.id).values(display_name="kept"))
+        db.session.commit()
+    with app.app_context():
+        assert db.session.get(User, bob.id).display_name == "kept"
 
 
 def test_users_create_prompts_on_a_terminal(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from app.api.security import auth_required, current_user_id
 from app.extensions import Blueprint
 from app.schemas.fields import PageQuerySchema
 from app.schemas.user_schema import AdminUserUpdateSchema, UserPrivatePageSchema, UserPrivateSchema
-from app.services import user_service
+from app.services import auth_service, user_service
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Administration.")
 
@@ -31,4 +31,4 @@ def list_users(query: dict[str, Any]) -> Any:
 @blp.response(200, UserPrivateSchema)
 def update_user(data: dict[str, Any], user_id: int) -> Any:
     """Activate, deactivate, promote or demote an account."""
-    return user_service.admin_update_user(current_user_id(), user_id, **data)
+    return auth_service.update_account_as_admin(current_user_id(), user_id, **data)

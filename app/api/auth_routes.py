@@ -15,7 +15,7 @@ from app.api.rate_limits import (
 )
 from app.api.security import auth_required, current_session_id, current_user_id
 from app.core.errors import OAuthError
-from app.core.http import FORM_ENDPOINTS, FORM_MEDIA_TYPE
+from app.core.http import FORM_MEDIA_TYPE, form_body
 from app.extensions import Blueprint
 from app.schemas.auth_schema import (
     AcceptedSchema,
@@ -33,8 +33,6 @@ from app.schemas.user_schema import UserPrivateSchema
 from app.services import auth_service, user_service
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and token sessions.")
-
-FORM_ENDPOINTS.add("auth.token")
 
 
 def _user_agent() -> str | None:
@@ -67,6 +65,7 @@ def login(data: dict[str, Any]) -> Any:
 
 
 @blp.route("/token", methods=["POST"])
+@form_body
 @per_ip_and_password_account("username")
 @blp.doc(
     requestBody={

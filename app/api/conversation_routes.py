@@ -7,6 +7,7 @@ from typing import Any
 from flask import jsonify, url_for
 
 from app.api.security import auth_required, current_user_id
+from app.core.utils import DIRECT
 from app.extensions import Blueprint
 from app.schemas.conversation_schema import (
     ConversationCreateSchema,
@@ -21,7 +22,7 @@ from app.schemas.conversation_schema import (
     dump_conversation,
 )
 from app.schemas.fields import PageQuerySchema
-from app.services import conversation_service
+from app.services import conversation_service, member_service, read_marker_service
 
 blp = Blueprint(
     "conversations",
@@ -40,7 +41,7 @@ blp = Blueprint(
 )
 def create_conversation(data: dict[str, Any]) -> Any:
     """Start a direct conversation (or get the existing one), or create a group."""
-    if data["kind"] == "direct":
+    if data["kind"] == DIRECT:
         view, created = conversation_service.start_direct(current_user_id(), data["member_ids"][0])
     else:
         view = conversation_service.create_group(
@@ -85,7 +86,7 @@ def update_conversation(data: dict[str, Any], conversation_id: int) -> Any:
 @blp.response(200, MemberListSchema)
 def list_members(conversation_id: int) -> Any:
     """List the members of a conversation."""
-    return {"items": conversation_service.list_members(conversation_id, current_user_id())}
+    return {"items": member_service.list_members(conversation_id, current_user_id())}
 
 
 @blp.route("/<id:conversation_id>/members", methods=["POST"])
@@ -94,7 +95,7 @@ def list_members(conversation_id: int) -> Any:
 @blp.response(200, MemberListSchema)
 def add_members(data: dict[str, Any], conversation_id: int) -> Any:
     """Add users to a group (owners only); returns every member."""
-    items = conversation_service.add_members(conversation_id, current_user_id(), data["user_ids"])
+    items = member_service.add_members(conversation_id, current_user_id(), data["user_ids"])
     return {"items": items}
 
 
@@ -103,7 +104,7 @@ def add_members(data: dict[str, Any], conversation_id: int) -> Any:
 @blp.response(204)
 def remove_member(conversation_id: int, user_id: int) -> None:
     """Remove a member (owners) or leave (yourself)."""
-    conversation_service.remove_member(conversation_id, current_user_id(), user_id)
+    member_service.remove_member(conversation_id, current_user_id(), user_id)
 
 
 @blp.route("/<id:conversation_id>/read", methods=["POST"])
@@ -112,7 +113,7 @@ def remove_member(conversation_id: int, user_id: int) -> None:
 @blp.response(200, ReadStateSchema)
 def mark_read(data: dict[str, Any], conversation_id: int) -> Any:
     """Move the caller's read marker forward."""
-    return conversation_service.mark_read(conversation_id, current_user_id(), data["seq"])
+    return read_marker_service.mark_read(conversation_id, current_user_id(), data["seq"])
 
 
 @blp.route("/<id:conversation_id>/unread", methods=["POST"])
@@ -121,4 +122,4 @@ def mark_read(data: dict[str, Any], conversation_id: int) -> Any:
 @blp.response(200, ReadStateSchema)
 def mark_unread(data: dict[str, Any], conversation_id: int) -> Any:
     """Mark the conversation unread from message ``seq`` on."""
-    return conversation_service.mark_unread(conversation_id, current_user_id(), data["seq"])
+    return read_marker_service.mark_unread(conversation_id, current_user_id(), data["seq"])

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Response, current_app, request, stream_with_context
 
 from app.api.security import auth_required, current_claims, current_user_id
+from app.core.errors import FieldError
 from app.extensions import Blueprint
 from app.schemas.event_schema import EventPageSchema, EventQuerySchema, StreamQuerySchema
 from app.services import auth_service, event_service
@@ -33,8 +34,13 @@ def stream_events(query: dict[str, Any]) -> Response:
     """Stream events as Server-Sent Events (resumes after `Last-Event-ID`)."""
     user_id = current_user_id()
     claims = current_claims()
-    cursor = request.headers.get("Last-Event-ID") or query.get("since")
-    since = event_service.start_stream(user_id, cursor)
+    header = request.headers.get("Last-Event-ID")
+    try:
+        since = event_service.start_stream(user_id, header or query.get("since"))
+    except FieldError as error:
+        if not header:
+            raise
+        raise FieldError(error.message, "Last-Event-ID", error.problem) from None
     events = event_service.stream(
         user_id,
         since,

@@ -15,7 +15,7 @@ from app.schemas.user_schema import (
     UserSearchQuerySchema,
     UserUpdateSchema,
 )
-from app.services import user_service
+from app.services import auth_service, user_service
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="User accounts and profiles.")
 
@@ -45,7 +45,7 @@ def update_me(data: dict[str, Any]) -> Any:
 @blp.response(204)
 def delete_me(data: dict[str, Any]) -> None:
     """Deactivate the caller's account (all sessions are revoked)."""
-    user_service.deactivate_self(current_user_id(), data["password"])
+    auth_service.close_own_account(current_user_id(), data["password"])
 
 
 @blp.route("/<id:user_id>", methods=["GET"])

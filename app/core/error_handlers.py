@@ -6,11 +6,11 @@ import logging
 from typing import Any
 
 import sqlalchemy.exc as sa_exc
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from app.core.errors import AppError, ServiceUnavailableError, problem_response
+from app.core.errors import AppError, FieldError, ServiceUnavailableError, problem_response
 from app.core.http import drain_body
 from app.database import db
 
@@ -67,7 +67,25 @@ def handle_http_exception(error: HTTPException) -> Response:
 
 def handle_app_error(error: AppError) -> Response:
     """Render a domain error raised by a service."""
+    if isinstance(error, FieldError):
+        return problem_response(
+            error.status_code,
+            error.code,
+            error.message,
+            errors={field_location(error.field): {error.field: [error.problem]}},
+        )
     return error.to_response()
+
+
+def field_location(field: str) -> str:
+    """Where the request carried ``field``: ``path``, ``query``, ``headers`` or ``json``."""
+    if request.view_args and field in request.view_args:
+        return "path"
+    if field in request.args:
+        return "query"
+    if field in request.headers:
+        return "headers"
+    return "json"
 
 
 def handle_validation_error(error: ValidationError) -> Response:

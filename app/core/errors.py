@@ -50,6 +50,19 @@ class ValidationFailedError(AppError):
     message = "The request body is invalid."
 
 
+class FieldError(ValidationFailedError):
+    """422 about one named field of the request.
+
+    Services name the field; where the client sent it (the body, the query string) is for the
+    HTTP layer to say (see :mod:`app.core.error_handlers`).
+    """
+
+    def __init__(self, message: str, field: str, problem: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.problem = problem
+
+
 class UnauthorizedError(AppError):
     """401: no valid credentials."""
 

@@ -1,68 +1,88 @@
-"""Outgoing mail through SMTP (the standard library's smtplib), or into the log in development."""
+"""Outgoing mail, through Flask-Mailman: SMTP when ``MAIL_SERVER`` is set, the log otherwise.
+
+Bodies are Jinja templates under ``app/templates/mail/``. A mail leaves from a background thread
+after the request's transaction commits, so the reply never waits for SMTP (whose speed would
+otherwise tell known addresses from unknown ones), and a mail server that is down only produces a
+logged error.
+
+The backend (Flask-Mailman's ``MAIL_BACKEND``) follows from the settings unless it is set:
+``smtp`` with a ``MAIL_SERVER``; without one, :class:`LogEmailBackend` in development (the log
+is the mailbox) and :class:`UnsentEmailBackend` in production (a body can hold a secret, such as
+a reset token, and never reaches a production log); Flask-Mailman's in-memory ``locmem`` in
+tests.
+"""
 
 from __future__ import annotations
 
 import logging
-import smtplib
 import threading
-from collections.abc import Mapping
-from email.message import EmailMessage
+from collections.abc import Sequence
 from typing import Any
+
+from flask import Flask, current_app, render_template
+from flask_mailman import EmailMessage, Mail
+from flask_mailman.backends.base import BaseEmailBackend
 
 log = logging.getLogger("parley.mail")
 
-
-def build_message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
-    """Build a plain-text mail."""
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = subject
-    message.set_content(body)
-    return message
+mail = Mail()
 
 
-def send_mail(config: Mapping[str, Any], to: str, subject: str, body: str) -> bool:
-    """Send one mail with the ``MAIL_*`` settings; return False (and log) when it failed.
+class LogEmailBackend(BaseEmailBackend):
+    """Development without ``MAIL_SERVER``: each mail is written to the log, whole."""
 
-    Without ``MAIL_SERVER`` the mail is written to the log instead when ``MAIL_LOG_BODY`` is on
-    (development and tests); otherwise (production) only the fact that a mail was not sent is
-    logged, without its body.
-    """
-    message = build_message(config["MAIL_DEFAULT_SENDER"], to, subject, body)
-    if not config["MAIL_SERVER"]:
-        if config.get("MAIL_LOG_BODY"):  # development: the log is the mailbox
-            log.info(
-                "mail (no MAIL_SERVER set)",
-                extra={"fields": {"to": to, "subject": subject, "body": body}},
-            )
-            return True
-        # A body can hold a secret (a reset token): it never reaches a production log.
-        log.warning(
-            "mail not sent: MAIL_SERVER is not set",
-            extra={"fields": {"to": to, "subject": subject}},
-        )
-        return False
-    try:
-        with smtplib.SMTP(config["MAIL_SERVER"], int(config["MAIL_PORT"]), timeout=10) as smtp:
-            if config["MAIL_USE_TLS"]:
-                smtp.starttls()
-            if config["MAIL_USERNAME"]:
-                smtp.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"])
-            smtp.send_message(message)
-        return True
-    except (OSError, smtplib.SMTPException) as error:
-        log.error("mail to %s failed: %s", to, error)
-        return False
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        """Log each mail with its recipients, subject and body."""
+        for message in email_messages:
+            fields = {"to": ", ".join(message.to), "subject": message.subject, "body": message.body}
+            log.info("mail (no MAIL_SERVER set)", extra={"fields": fields})
+        return len(email_messages)
 
 
-def send_mail_later(
-    config: Mapping[str, Any], to: str, subject: str, body: str
-) -> threading.Thread:
-    """Send a mail from a background thread, so the request's timing does not depend on SMTP."""
-    settings = {key: config[key] for key in config if key.startswith("MAIL_")}
-    thread = threading.Thread(
-        target=send_mail, args=(settings, to, subject, body), name="parley-mail", daemon=True
-    )
+class UnsentEmailBackend(BaseEmailBackend):
+    """Production without ``MAIL_SERVER``: nothing is sent, and only that fact is logged."""
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        """Log that each mail was not sent (recipients and subject, never the body)."""
+        for message in email_messages:
+            fields = {"to": ", ".join(message.to), "subject": message.subject}
+            log.warning("mail not sent: MAIL_SERVER is not set", extra={"fields": fields})
+        return 0
+
+
+def init_mail(app: Flask) -> None:
+    """Choose the mail backend from the settings (unless ``MAIL_BACKEND`` names one), bind it."""
+    if not app.config.get("MAIL_BACKEND"):
+        if app.config["MAIL_SERVER"]:
+            app.config["MAIL_BACKEND"] = "smtp"
+        elif app.testing:
+            app.config["MAIL_BACKEND"] = "locmem"
+        elif app.config["MAIL_LOG_BODY"]:
+            app.config["MAIL_BACKEND"] = f"{__name__}.LogEmailBackend"
+        else:
+            app.config["MAIL_BACKEND"] = f"{__name__}.UnsentEmailBackend"
+            log.warning("MAIL_SERVER is not set: password-reset mail is not sent (nor logged)")
+    app.config.setdefault("MAIL_TIMEOUT", 10)
+    mail.init_app(app)
+
+
+def compose(to: str, subject: str, template: str, **context: Any) -> EmailMessage:
+    """Build a plain-text mail from a template under ``templates/mail/``."""
+    body = render_template(f"mail/{template}", **context)
+    return EmailMessage(subject=subject, body=body, to=[to])
+
+
+def send_later(message: EmailMessage) -> threading.Thread:
+    """Send a mail from a background thread; a failure is logged, never raised."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def send() -> None:
+        with app.app_context():
+            try:
+                message.send()
+            except Exception as error:  # SMTP down, refused, timed out: the reply went out
+                log.error("mail to %s failed: %s", ", ".join(message.to), error)
+
+    thread = threading.Thread(target=send, name="parley-mail", daemon=True)
     thread.start()
     return thread

@@ -7,27 +7,34 @@ import binascii
 import json
 from typing import Any
 
-from app.core.errors import ValidationFailedError
+from flask import current_app
+
+from app.core.errors import FieldError
 from app.core.security import sign, signature_matches
 
+#: Page sizes: ``limit`` when a client gives none, and the largest it may ask for.
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
-def encode_cursor(key: list[Any], secret: str) -> str:
+def _secret() -> str:
+    """Cursors are signed with the app's ``SECRET_KEY``."""
+    return str(current_app.config["SECRET_KEY"])
+
+
+def encode_cursor(key: list[Any]) -> str:
     """Encode a sort key as an opaque cursor that the client cannot forge."""
+    secret = _secret()
     payload = base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode())
     text = payload.decode().rstrip("=")
     return f"{text}.{sign(text, secret)}"
 
 
-def decode_cursor(cursor: str, secret: str, arity: int) -> list[Any]:
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
     """Decode a cursor made by :func:`encode_cursor`; anything else is a 422."""
-    invalid = ValidationFailedError(
-        "The cursor is malformed.", errors={"query": {"cursor": ["Invalid cursor."]}}
-    )
+    invalid = FieldError("The cursor is malformed.", "cursor", "Invalid cursor.")
     text, _, signature = cursor.partition(".")
-    if not text or not signature or not signature_matches(text, signature, secret):
+    if not text or not signature or not signature_matches(text, signature, _secret()):
         raise invalid
     try:
         key = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
@@ -38,9 +45,9 @@ def decode_cursor(cursor: str, secret: str, arity: int) -> list[Any]:
     return key
 
 
-def page_of(rows: list[Any], limit: int, key_of: Any, secret: str) -> tuple[list[Any], str | None]:
+def page_of(rows: list[Any], limit: int, key_of: Any) -> tuple[list[Any], str | None]:
     """Split ``limit + 1`` fetched rows into a page and the cursor of the next one."""
     if len(rows) <= limit:
         return rows, None
     page = rows[:limit]
-    return page, encode_cursor(key_of(page[-1]), secret)
+    return page, encode_cursor(key_of(page[-1]))

@@ -12,6 +12,12 @@ MAX_ID = 2**63 - 1
 #: Members of a group conversation, its creator included.
 MAX_GROUP_MEMBERS = 500
 
+#: Conversation kinds and member roles, as stored and as the API names them.
+DIRECT, GROUP = "direct", "group"
+OWNER, MEMBER = "owner", "member"
+KINDS = (DIRECT, GROUP)
+ROLES = (OWNER, MEMBER)
+
 
 class IdConverter(IntegerConverter):
     """URL converter ``<id:name>``: a positive 64-bit integer, else the route does not match (404).

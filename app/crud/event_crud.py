@@ -8,67 +8,63 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from app.crud.conversation_sql import members, membership_exists
 from app.database import db
 from app.database.base import UTCDateTime
-from app.models.conversation_models import Member
 from app.models.event_models import EventCounter, UserEvent
+
+counters = sa.inspect(EventCounter).local_table
+events = sa.inspect(UserEvent).local_table
+
+
+#: Take positions in users' logs: each row of ``{source}`` (``user_id, how many, 0``, in user-id
+#: order) adds to that user's counter, creating it at need, and the counter rows stay locked
+#: until the transaction ends. So a user's positions become visible in commit order (a reader
+#: that has seen position N never later finds a smaller one appear), and writers lock counters in
+#: one order (no deadlock). Plain SQL, the same on PostgreSQL and SQLite: SQLAlchemy cannot cache
+#: the compiled form of its ON CONFLICT DO UPDATE construct, and would compile it on every send.
+_TAKE_POSITIONS = (
+    f"INSERT INTO {counters.name} (user_id, last_seq, pruned_seq) {{source}} "
+    f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {counters.name}.last_seq + excluded.last_seq "
+    f"RETURNING {counters.name}.user_id, {counters.name}.last_seq"
+)
+
+
+def _take_positions(source: str, params: dict[str, Any]) -> dict[int, int]:
+    """Run :data:`_TAKE_POSITIONS` over ``source``; return each user's newest position."""
+    statement = sa.text(_TAKE_POSITIONS.format(source=source)).columns(
+        sa.column("user_id", sa.BigInteger), sa.column("last_seq", sa.BigInteger)
+    )
+    return {user_id: last for user_id, last in db.session.execute(statement, params).all()}
 
 
 def allocate(counts: dict[int, int]) -> dict[int, int]:
-    """Reserve ``counts[user]`` positions in each user's log; return each user's first one.
-
-    The counters are locked in user-id order (no deadlock between writers) and stay locked
-    until the transaction ends, so a user's positions become visible in commit order: a
-    reader that has seen position N can never later find a smaller one appear.
-    """
+    """Reserve ``counts[user]`` positions in each user's log; return each user's first one."""
     user_ids = sorted(counts)
-    insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(
-        EventCounter
+    rows = ", ".join(
+        f"(CAST(:u{i} AS BIGINT), CAST(:n{i} AS BIGINT))" for i in range(len(user_ids))
     )
-    db.session.execute(
-        insert.values(
-            [{"user_id": uid, "last_seq": 0, "pruned_seq": 0} for uid in user_ids]
-        ).on_conflict_do_nothing(index_elements=["user_id"])
-    )
-    current: dict[int, int] = dict(
-        db.session.execute(  # type: ignore[arg-type]
-            sa.select(EventCounter.user_id, EventCounter.last_seq)
-            .where(EventCounter.user_id.in_(user_ids))
-            .order_by(EventCounter.user_id)
-            .with_for_update()
-        ).all()
-    )
-    db.session.execute(
-        sa.update(EventCounter).execution_options(synchronize_session=False),
-        [{"user_id": uid, "last_seq": current[uid] + counts[uid]} for uid in user_ids],
-    )
-    return {uid: current[uid] + 1 for uid in user_ids}
+    params: dict[str, Any] = {}
+    for i, user_id in enumerate(user_ids):
+        params[f"u{i}"], params[f"n{i}"] = user_id, counts[user_id]
+    source = f"SELECT column1, column2, 0 FROM (VALUES {rows}) AS v WHERE true ORDER BY column1"
+    newest = _take_positions(source, params)
+    return {user_id: newest[user_id] - counts[user_id] + 1 for user_id in user_ids}
+
+
+#: Every member of a conversation, one position each (see :func:`fan_out`).
+_MEMBERS_SOURCE = (
+    f"SELECT m.user_id, 1, 0 FROM {members.name} AS m "
+    "WHERE m.conversation_id = :conversation_id ORDER BY m.user_id"
+)
 
 
 @functools.cache
-def _fan_out_statements() -> tuple[sa.TextualSelect, sa.Insert]:
-    """Build the two statements of :func:`fan_out` once, with bound parameters."""
-    members = sa.inspect(Member).local_table
-    counters = sa.inspect(EventCounter).local_table
-    events = sa.inspect(UserEvent).local_table
+def _write_member_events() -> sa.Insert:
+    """Build the INSERT of :func:`fan_out` once: each member's event at the position taken."""
     conversation_id = sa.bindparam("conversation_id", type_=sa.BigInteger)
-    # Members in user-id order: the counters are locked in that order, as in allocate(). Plain
-    # SQL, the same on PostgreSQL and SQLite: SQLAlchemy cannot cache the compiled form of its
-    # ON CONFLICT DO UPDATE construct, and compiled it again on every send (about 0.2 ms).
-    take = (
-        sa.text(
-            f"INSERT INTO {counters.name} (user_id, last_seq, pruned_seq) "
-            f"SELECT m.user_id, 1, 0 FROM {members.name} AS m "
-            "WHERE m.conversation_id = :conversation_id ORDER BY m.user_id "
-            f"ON CONFLICT (user_id) DO UPDATE SET last_seq = {counters.name}.last_seq + 1 "
-            f"RETURNING {counters.name}.user_id"
-        )
-        .bindparams(conversation_id)
-        .columns(sa.column("user_id", sa.BigInteger))
-    )
-    write = sa.insert(events).from_select(
+    return sa.insert(events).from_select(
         ["user_id", "seq", "type", "conversation_id", "subject_id", "data", "created_at"],
         sa.select(
             counters.c.user_id,
@@ -82,7 +78,6 @@ def _fan_out_statements() -> tuple[sa.TextualSelect, sa.Insert]:
         .join(members, members.c.user_id == counters.c.user_id)
         .where(members.c.conversation_id == conversation_id),
     )
-    return take, write
 
 
 def fan_out(
@@ -91,12 +86,11 @@ def fan_out(
     """Append the same event to the log of every member of a conversation; return the members.
 
     Two statements whatever the number of members: the first takes the next position of each
-    member's counter (creating missing counters) and keeps those rows locked until the
-    transaction ends; the second writes each member's event at the position just taken. The
-    caller must hold the conversation's row lock, so membership cannot change in between.
+    member's counter (:data:`_TAKE_POSITIONS`), the second writes each member's event at the
+    position just taken. The caller must hold the conversation's row lock, so membership cannot
+    change in between.
     """
-    take, write = _fan_out_statements()
-    recipients = list(db.session.scalars(take, {"conversation_id": conversation_id}))
+    recipients = list(_take_positions(_MEMBERS_SOURCE, {"conversation_id": conversation_id}))
     params = {
         "conversation_id": conversation_id,
         "type": kind,
@@ -104,7 +98,7 @@ def fan_out(
         "data": data,
         "created_at": now,
     }
-    db.session.execute(write, params)
+    db.session.execute(_write_member_events(), params)
     return recipients
 
 
@@ -130,12 +124,9 @@ def events_after(user_id: int, since: int, limit: int) -> tuple[Sequence[UserEve
     Events of conversations the user is no longer in are skipped, except the user's own
     removal; the position scanned still moves past them.
     """
+    still_member = membership_exists(UserEvent.conversation_id, user_id).label("still_member")
     rows = db.session.execute(
-        sa.select(UserEvent, Member.user_id.label("member"))
-        .outerjoin(
-            Member,
-            sa.and_(Member.conversation_id == UserEvent.conversation_id, Member.user_id == user_id),
-        )
+        sa.select(UserEvent, still_member)
         .where(UserEvent.user_id == user_id, UserEvent.seq > since)
         .order_by(UserEvent.seq)
         .limit(limit)
@@ -145,7 +136,7 @@ def events_after(user_id: int, since: int, limit: int) -> tuple[Sequence[UserEve
         event
         for event, member in rows
         if event.conversation_id is None
-        or member is not None
+        or member
         or (event.type == "member.removed" and event.subject_id == user_id)
     ]
     return deliverable, scanned
@@ -170,8 +161,3 @@ def prune(before: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount  # type: ignore[attr-defined]
-
-
-def end_read() -> None:
-    """Give the connection back to the pool before a reader waits."""
-    db.session.remove()

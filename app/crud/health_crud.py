@@ -17,8 +17,3 @@ def migration_versions() -> set[str]:
     if not sa.inspect(db.session.connection()).has_table("alembic_version"):
         return set()
     return set(db.session.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
-
-
-def end_read() -> None:
-    """Close the read transaction so the connection goes back to the pool at once."""
-    db.session.rollback()

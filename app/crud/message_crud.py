@@ -7,10 +7,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.crud.conversation_crud import membership_exists
+from app.crud.conversation_sql import (
+    is_unread,
+    membership_exists,
+    message_columns,
+    message_resource,
+)
+from app.crud.conversation_sql import messages as _messages
 from app.database import db
 from app.database.base import UTCDateTime, row_dicts
 from app.models.conversation_models import Message
+
+#: The Message resource of a loaded (or just written) message.
+resource_of = message_resource
 
 
 def get_message(conversation_id: int, seq: int) -> Message | None:
@@ -30,8 +39,6 @@ def get_by_client_id(conversation_id: int, sender_id: int, client_id: str) -> Me
         )
     )
 
-
-_messages = sa.inspect(Message).local_table
 
 _INSERT_AS_MEMBER = (
     sa.insert(_messages)
@@ -87,17 +94,7 @@ def _page_statement(after: bool, before: bool) -> sa.Select[Any]:
     one round trip.
     """
     m = _messages.c
-    stmt = sa.select(
-        m.id,
-        m.conversation_id,
-        m.seq,
-        m.sender_id,
-        m.body,
-        m.client_id,
-        m.created_at,
-        m.edited_at,
-        m.deleted_at.is_not(None).label("deleted"),
-    ).where(
+    stmt = sa.select(*message_columns(_messages)).where(
         m.conversation_id == sa.bindparam("conversation_id", type_=sa.BigInteger),
         membership_exists(
             sa.bindparam("conversation_id", type_=sa.BigInteger),
@@ -136,10 +133,12 @@ def list_messages(
 
 def count_unread(conversation_id: int, user_id: int, last_read_seq: int) -> int:
     """Exact unread count of one conversation for one user."""
-    stmt = sa.select(sa.func.count()).where(
-        Message.conversation_id == conversation_id,
-        Message.seq > last_read_seq,
-        Message.sender_id != user_id,
-        Message.deleted_at.is_(None),
+    stmt = (
+        sa.select(sa.func.count())
+        .select_from(_messages)
+        .where(
+            _messages.c.conversation_id == conversation_id,
+            is_unread(_messages, last_read_seq, user_id),
+        )
     )
     return db.session.scalar(stmt) or 0

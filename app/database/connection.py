@@ -27,6 +27,8 @@ from app.database.session import writing
 P = ParamSpec("P")
 R = TypeVar("R")
 
+log = logging.getLogger("parley.database")
+
 
 def engine_options(
     database_url: str, sqlite_busy_timeout: int, pool_size: int = 5
@@ -131,15 +133,27 @@ def guard_writes(engine: Engine) -> None:
             raise RuntimeError(f"write outside @transactional: {statement[:80]!r}")
 
 
-def release_connection() -> None:
-    """End the request's read transaction, if any, handing its connection back to the pool.
+def end_read() -> None:
+    """Say that the request is done with the database for now: the one way to do so.
 
-    For a request about to wait (for its turn to write, say): it holds no connection meanwhile,
-    and its next statement starts afresh. Does nothing inside a write transaction.
+    Ends the request's read transaction, if any, and hands its connection back to the pool; the
+    next statement starts afresh (a new snapshot). Objects already loaded stay attached and
+    reload on their next use. For a request about to wait (a long-poll, a send queueing for its
+    turn), and before a write transaction starts. Does nothing inside a write transaction.
+
+    The request lifecycle, whole: reads open a transaction (SQLite) or run in autocommit
+    (PostgreSQL, see :mod:`app.database.session`) as they come; :func:`transactional` runs a
+    service's writes as one transaction; ``end_read`` in between; :func:`release_session` at the
+    end of every request.
     """
     session = db.session()
-    if not writing.get() and session.in_transaction():
-        session.commit()
+    if writing.get() or not session.in_transaction():
+        return
+    try:
+        session.rollback()  # a read transaction has nothing to keep; this also ends a failed one
+    except sa.exc.DBAPIError as error:
+        log.warning("discarded a session whose connection failed: %s", error.orig)
+        db.session.registry.clear()
 
 
 def transactional(fn: Callable[P, R]) -> Callable[P, R]:
@@ -153,7 +167,7 @@ def transactional(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         if writing.get():  # nested call: the outer function owns the transaction
             return fn(*args, **kwargs)
-        release_connection()
+        end_read()
         session = db.session()  # the request's Session behind the scoped proxy
         token = writing.set(True)
         try:
@@ -170,7 +184,6 @@ def transactional(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 _AFTER_COMMIT = "parley_after_commit"
-log = logging.getLogger("parley.database")
 
 
 def after_commit(callback: Callable[[], object]) -> None:

@@ -6,6 +6,10 @@ READ COMMITTED transaction (PostgreSQL takes a new snapshot per statement there 
 request saves the ``BEGIN`` and ``ROLLBACK`` round trips. Writes run inside ``transactional``,
 which marks the context as writing; the session then takes an ordinary transactional connection.
 SQLite keeps its transactions (see :mod:`app.database.connection`).
+
+Only requests read in autocommit mode. Anywhere else (``flask shell``, commands, scripts) the
+session is SQLAlchemy's usual one on both databases: what it writes waits for ``commit()`` and
+can be rolled back, statement by statement never commits by itself.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import sqlalchemy as sa
+from flask import has_request_context
 from flask_sqlalchemy.session import Session
 
 #: True while a ``transactional`` function runs: the session must use a real transaction.
@@ -45,6 +50,6 @@ class ParleySession(Session):
         if bind is not None:
             return bind
         engine = self._db.engine
-        if writing.get() or engine.dialect.name != "postgresql":
+        if writing.get() or engine.dialect.name != "postgresql" or not has_request_context():
             return engine
         return autocommit_view(engine)

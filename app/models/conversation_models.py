@@ -7,11 +7,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.core.utils import KINDS, MEMBER, ROLES
 from app.database import db
 from app.database.base import BigId, UTCDateTime, utcnow
 
-KINDS = ("direct", "group")
-ROLES = ("owner", "member")
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Conversation(db.Model):  # type: ignore[name-defined]
@@ -32,7 +34,7 @@ class Conversation(db.Model):  # type: ignore[name-defined]
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
-        sa.CheckConstraint("kind IN ('direct', 'group')", name="kind"),
+        sa.CheckConstraint(_one_of("kind", KINDS), name="kind"),
         sa.Index("ix_conversations_last_activity", "last_activity_at", "id"),
     )
 
@@ -49,7 +51,7 @@ class Member(db.Model):  # type: ignore[name-defined]
         BigId, sa.ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
     )
     user_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("users.id"), primary_key=True)
-    role: Mapped[str] = mapped_column(sa.String(8), default="member")
+    role: Mapped[str] = mapped_column(sa.String(8), default=MEMBER)
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: Messages with ``seq`` above this are unread for the user.
     last_read_seq: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
@@ -58,7 +60,7 @@ class Member(db.Model):  # type: ignore[name-defined]
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
-        sa.CheckConstraint("role IN ('owner', 'member')", name="role"),
+        sa.CheckConstraint(_one_of("role", ROLES), name="role"),
         sa.Index(
             "ix_conversation_members_user_activity",
             "user_id",

@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from app.core.utils import iso_z
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -116,9 +117,9 @@ class PageQuerySchema(Schema):
     """``?limit=&cursor=`` for keyset-paginated lists (unknown query parameters are ignored)."""
 
     limit = fields.Integer(
-        load_default=20,
-        validate=validate.Range(min=1, max=100),
-        metadata={"description": "Page size, 1–100 (default 20)."},
+        load_default=DEFAULT_LIMIT,
+        validate=validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": f"Page size, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT})."},
     )
     cursor = Text(
         load_default=None,

@@ -242,9 +242,37 @@ def _replace_password(
     auth_crud.revoke_sessions(verified.user_id, utcnow(), except_id=current_session_id)
 
 
-def revoke_all_sessions(user_id: int) -> None:
-    """Revoke every session of a user, within the caller's transaction."""
-    auth_crud.revoke_sessions(user_id, utcnow())
+def close_own_account(user_id: int, password: str) -> None:
+    """Deactivate the caller's account after checking the password; every session ends.
+
+    A wrong password (or one changed meanwhile) is ForbiddenError (``invalid_credentials``).
+    """
+    verified = user_service.verify_password(user_id, password)
+    if verified is None:
+        raise ForbiddenError("The password is incorrect.", code="invalid_credentials")
+    _close_verified_account(verified)
+
+
+@transactional
+def _close_verified_account(verified: user_service.VerifiedPassword) -> None:
+    user_service.deactivate_verified(verified)
+    auth_crud.revoke_sessions(verified.user_id, utcnow())
+
+
+@transactional
+def update_account_as_admin(
+    actor_id: int, user_id: int, *, is_active: bool | None = None, is_admin: bool | None = None
+) -> Any:
+    """Activate, deactivate, promote or demote an account (admins only).
+
+    Deactivating ends every session of the account, in the same transaction.
+    """
+    user, deactivated = user_service.admin_update_user(
+        actor_id, user_id, is_active=is_active, is_admin=is_admin
+    )
+    if deactivated:
+        auth_crud.revoke_sessions(user_id, utcnow())
+    return user
 
 
 @transactional
@@ -256,18 +284,6 @@ def prune_sessions() -> int:
 
 
 RESET_SUBJECT = "Reset your Parley password"
-RESET_BODY = """Hello {username},
-
-someone (hopefully you) asked to reset the password of your Parley account.
-Use this token within one hour to choose a new password:
-
-{token}
-
-POST it with your new password to /api/v1/auth/password-reset/confirm:
-{{"token": "<the token>", "new_password": "<at least 12 characters>"}}
-
-If you did not ask for this, ignore this mail: your password stays as it is.
-"""
 
 
 @transactional
@@ -290,13 +306,14 @@ def request_password_reset(email: str) -> None:
             expires_at=now + current_app.config["PASSWORD_RESET_EXPIRES"],
         )
     )
-    body = RESET_BODY.format(username=target["username"], token=token)
-    _mail_after_commit(target["email"], RESET_SUBJECT, body)
-
-
-def _mail_after_commit(to: str, subject: str, body: str) -> None:
-    config = dict(current_app.config)
-    after_commit(lambda: mail.send_mail_later(config, to, subject, body))
+    message = mail.compose(
+        target["email"],
+        RESET_SUBJECT,
+        "password_reset.txt",
+        username=target["username"],
+        token=token,
+    )
+    after_commit(lambda: mail.send_later(message))
 
 
 def confirm_password_reset(token: str, new_password: str) -> None:

@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
 
-from app.core.errors import AppError, ValidationFailedError
+from app.core.errors import AppError, FieldError
 from app.core.utils import iso_z
 from app.core.wakeup import Waker, get_waker, shutting_down
 from app.crud import event_crud
 from app.database import db
 from app.database.base import utcnow
-from app.database.connection import after_commit, transactional
+from app.database.connection import after_commit, end_read, transactional
 from app.models.event_models import UserEvent
 
 BATCH = 200
@@ -62,34 +63,63 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def emit(events: Sequence[tuple[Sequence[int], str, int | None, Any]]) -> None:
+@dataclass(frozen=True)
+class Event:
+    """One change, to be written to the log of each of its recipients.
+
+    ``data`` is the resource after the change, the same for every recipient; or ``views`` gives
+    each recipient their own (a Conversation as each member sees it), and the recipients are its
+    keys. ``subject_id``: for member events, the user who joined or left (who is told of their
+    own removal after leaving).
+    """
+
+    type: str
+    conversation_id: int | None
+    recipients: Sequence[int]
+    data: Mapping[str, Any] | None = None
+    views: Mapping[int, Mapping[str, Any]] | None = None
+    subject_id: int | None = None
+
+    @classmethod
+    def per_recipient(
+        cls, type: str, conversation_id: int, views: Mapping[int, Mapping[str, Any]]
+    ) -> Event:
+        """Make an event whose data is each recipient's own view of the resource."""
+        return cls(type, conversation_id, list(views), views=views)
+
+    def data_for(self, user_id: int) -> Mapping[str, Any]:
+        """Return the data this recipient's event carries."""
+        if self.views is not None:
+            return self.views[user_id]
+        assert self.data is not None, "an Event has data or views"
+        return self.data
+
+
+def emit(events: Sequence[Event]) -> None:
     """Write events, within the caller's transaction, to the logs of the users concerned.
 
-    Each item is ``(recipients, type, conversation_id, data)``; ``data`` is the resource after
-    the change, or a callable ``data(user_id)`` for per-recipient resources. All positions of
-    the transaction are taken at once, so counters are locked in one sorted pass.
+    All positions of the transaction are taken at once, so counters are locked in one sorted
+    pass, in one statement.
     """
     counts: dict[int, int] = {}
-    for recipients, *_ in events:
-        for user_id in recipients:
+    for event in events:
+        for user_id in event.recipients:
             counts[user_id] = counts.get(user_id, 0) + 1
     if not counts:
         return
     next_seq = event_crud.allocate(counts)
     now = utcnow()
     rows = []
-    for recipients, kind, conversation_id, data in events:
-        for user_id in recipients:
-            payload = data(user_id) if callable(data) else data
-            subject = payload.get("user", {}).get("id") if kind.startswith("member.") else None
+    for event in events:
+        for user_id in event.recipients:
             rows.append(
                 {
                     "user_id": user_id,
                     "seq": next_seq[user_id],
-                    "type": kind,
-                    "conversation_id": conversation_id,
-                    "subject_id": subject,
-                    "data": _jsonable(payload),
+                    "type": event.type,
+                    "conversation_id": event.conversation_id,
+                    "subject_id": event.subject_id,
+                    "data": _jsonable(event.data_for(user_id)),
                     "created_at": now,
                 }
             )
@@ -98,13 +128,13 @@ def emit(events: Sequence[tuple[Sequence[int], str, int | None, Any]]) -> None:
     _wake_after_commit(counts)
 
 
-def emit_to_members(kind: str, conversation_id: int, data: dict[str, Any]) -> None:
+def emit_to_all_members(type: str, conversation_id: int, data: Mapping[str, Any]) -> None:
     """Write one event, the same for everyone, to the log of each member of a conversation.
 
     The caller holds the conversation's row lock (members cannot change meanwhile). Two
     statements, however large the conversation, where :func:`emit` needs a row per recipient.
     """
-    recipients = event_crud.fan_out(conversation_id, kind, None, _jsonable(data), utcnow())
+    recipients = event_crud.fan_out(conversation_id, type, None, _jsonable(data), utcnow())
     if recipients:
         _wake_after_commit(recipients)
 
@@ -133,10 +163,9 @@ def parse_cursor(cursor: str | None) -> int | None:
     """Turn a client's cursor into a log position (422 when it is not one of ours)."""
     if cursor is None:
         return None
-    if not cursor.isdigit() or len(cursor) > 18:
-        raise ValidationFailedError(
-            "The cursor is malformed.", errors={"query": {"since": ["Invalid cursor."]}}
-        )
+    # ASCII digits only: str.isdigit() also takes superscripts ("²"), which int() refuses.
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
+        raise FieldError("The cursor is malformed.", "since", "Invalid cursor.")
     return int(cursor)
 
 
@@ -145,10 +174,7 @@ def _check_cursor(user_id: int, since: int) -> int:
     if since < pruned:
         raise CursorExpiredError()
     if since > last:
-        raise ValidationFailedError(
-            "The cursor is ahead of this user's events.",
-            errors={"query": {"since": ["Unknown cursor."]}},
-        )
+        raise FieldError("The cursor is ahead of this user's events.", "since", "Unknown cursor.")
     return last
 
 
@@ -161,7 +187,7 @@ def poll(user_id: int, since: int | None, timeout: float) -> dict[str, Any]:
     hub = waker()
     if since is None:
         last, _ = event_crud.positions(user_id)
-        event_crud.end_read()
+        end_read()
         return {"events": [], "next": str(last)}
     _check_cursor(user_id, since)
     deadline = time.monotonic() + timeout
@@ -169,7 +195,7 @@ def poll(user_id: int, since: int | None, timeout: float) -> dict[str, Any]:
         version = hub.version(user_id)
         events, scanned = event_crud.events_after(user_id, since, BATCH)
         views = [_event_view(e) for e in events]
-        event_crud.end_read()
+        end_read()
         since = scanned
         remaining = deadline - time.monotonic()
         if views or remaining <= 0 or shutting_down():
@@ -189,12 +215,12 @@ def stream(
         now = time.monotonic()
         if time.time() >= expires_at or shutting_down() or not still_valid():
             # Stopping ends the stream too; the client reconnects with Last-Event-ID.
-            event_crud.end_read()
+            end_read()
             return
         version = hub.version(user_id)
         events, scanned = event_crud.events_after(user_id, since, BATCH)
         views = [_event_view(e) for e in events]
-        event_crud.end_read()
+        end_read()
         since = scanned
         for view in views:
             body = json.dumps(_jsonable(view), separators=(",", ":"))
@@ -214,10 +240,10 @@ def start_stream(user_id: int, cursor: str | None) -> int:
     since = parse_cursor(cursor)
     if since is None:
         last, _ = event_crud.positions(user_id)
-        event_crud.end_read()
+        end_read()
         return last
     _check_cursor(user_id, since)
-    event_crud.end_read()
+    end_read()
     return since
 
 

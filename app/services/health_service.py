@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from flask import current_app
 
 from app.crud import health_crud
+from app.database.connection import end_read
 
 log = logging.getLogger("parley.health")
 
@@ -34,7 +35,7 @@ def readiness() -> dict[str, str]:
         log.warning("readiness: database unreachable: %s", error)
         return {"database": "unreachable", "migrations": "unknown"}
     finally:
-        health_crud.end_read()
+        end_read()
     heads = _migration_heads(migrations_directory())
     if versions == heads:
         migrations = "head"

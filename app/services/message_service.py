@@ -21,9 +21,10 @@ import sqlalchemy.exc as sa_exc
 
 from app.core.errors import ConflictError, ForbiddenError, NotFoundError
 from app.core.locks import LocalQueue
+from app.core.utils import GROUP, OWNER
 from app.crud import message_crud
 from app.database.base import utcnow
-from app.database.connection import release_connection, transactional
+from app.database.connection import end_read, transactional
 from app.models.conversation_models import Message
 from app.services import conversation_service, event_service
 
@@ -50,7 +51,7 @@ def send_message(
     Sending moves the sender's own read marker to the new message. The message comes back as
     the Message resource's fields, taken inside the transaction (nothing to reload after it).
     """
-    release_connection()  # no pooled connection held while queueing
+    end_read()  # no pooled connection held while queueing
     try:
         with send_queue.turn(conversation_id):
             return _send(conversation_id, sender_id, body, client_id)
@@ -86,11 +87,11 @@ def _send(
     return data, True
 
 
-def _emit(kind: str, message: Message) -> dict[str, Any]:
-    """Tell every member; return the message's resource fields."""
+def _emit(type: str, message: Message) -> dict[str, Any]:
+    """Tell every member; return the Message resource."""
     # Members cannot change meanwhile: every caller holds the conversation's row lock.
-    data = conversation_service.message_data(message)
-    event_service.emit_to_members(kind, message.conversation_id, data)
+    data = message_crud.resource_of(message)
+    event_service.emit_to_all_members(type, message.conversation_id, data)
     return data
 
 
@@ -100,7 +101,7 @@ def _replay(conversation_id: int, sender_id: int, body: str, client_id: str) -> 
     existing = message_crud.get_by_client_id(conversation_id, sender_id, client_id)
     if existing is None:  # pragma: no cover - the constraint that fired names this row
         raise ConflictError("The message could not be stored; try again.")
-    return conversation_service.message_data(_same_send(existing, body))
+    return message_crud.resource_of(_same_send(existing, body))
 
 
 def list_messages(
@@ -146,7 +147,7 @@ def delete_message(conversation_id: int, user_id: int, seq: int) -> None:
     message = message_crud.get_message(conversation_id, seq)
     if message is None:
         raise NotFoundError("No such message.")
-    is_group_owner = conversation.kind == "group" and member.role == "owner"
+    is_group_owner = conversation.kind == GROUP and member.role == OWNER
     if message.sender_id != user_id and not is_group_owner:
         raise ForbiddenError("Only the sender or a group owner can delete a message.")
     if not message.deleted:

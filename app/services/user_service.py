@@ -17,15 +17,10 @@ from app.crud import user_crud
 from app.database.base import utcnow
 from app.database.connection import transactional
 from app.models.user_models import User
-from app.services import auth_service
 
 
 def _hash_method() -> str:
     return str(current_app.config["PASSWORD_HASH_METHOD"])
-
-
-def _secret() -> str:
-    return str(current_app.config["SECRET_KEY"])
 
 
 def _raise_if_taken(email: str | None, username_key: str, exclude_id: int | None = None) -> None:
@@ -257,31 +252,26 @@ def update_profile(
     return user
 
 
-def deactivate_self(user_id: int, password: str) -> None:
-    """Deactivate the caller's account after checking the password; revoke all its sessions."""
-    verified = verify_password(user_id, password)
-    if verified is None:
-        raise ForbiddenError("The password is incorrect.", code="invalid_credentials")
-    _deactivate_verified(verified)
+def deactivate_verified(verified: VerifiedPassword) -> None:
+    """Deactivate an account whose password was just checked, within the caller's transaction.
 
-
-@transactional
-def _deactivate_verified(verified: VerifiedPassword) -> None:
+    ForbiddenError when the password changed since it was checked; ConflictError for the last
+    active admin. Ending the account's sessions is the caller's part (``auth_service``).
+    """
     user = get_active_user(verified.user_id)
     _ensure_not_last_admin(user)  # locks the admin rows first: the one lock order, see below
     if not lock_verified(verified):  # changed since it was checked: check again
         raise ForbiddenError("The password is incorrect.", code="invalid_credentials")
     user.is_active = False
-    auth_service.revoke_all_sessions(user.id)
 
 
 def search_users(q: str, limit: int, cursor: str | None) -> tuple[Sequence[User], str | None]:
     """Active users whose username or display name starts with ``q`` (any case)."""
-    after = decode_cursor(cursor, _secret(), 1)[0] if cursor else None
+    after = decode_cursor(cursor, 1)[0] if cursor else None
     if after is not None and not isinstance(after, str):  # pragma: no cover - signed by us
         after = None
     rows = user_crud.search_active_users(q, after, limit + 1)
-    return page_of(list(rows), limit, lambda u: [u.username_key], _secret())
+    return page_of(list(rows), limit, lambda u: [u.username_key])
 
 
 def require_admin(user_id: int) -> None:
@@ -296,9 +286,9 @@ def admin_list_users(
 ) -> tuple[Sequence[User], str | None]:
     """Every account, active or not, by id (admins only)."""
     require_admin(actor_id)
-    after = decode_cursor(cursor, _secret(), 1)[0] if cursor else None
+    after = decode_cursor(cursor, 1)[0] if cursor else None
     rows = user_crud.list_users(after if isinstance(after, int) else None, limit + 1)
-    return page_of(list(rows), limit, lambda u: [u.id], _secret())
+    return page_of(list(rows), limit, lambda u: [u.id])
 
 
 def _ensure_not_last_admin(user: User) -> None:
@@ -308,13 +298,13 @@ def _ensure_not_last_admin(user: User) -> None:
             raise ConflictError("The last active administrator cannot be removed.")
 
 
-@transactional
 def admin_update_user(
     actor_id: int, user_id: int, *, is_active: bool | None = None, is_admin: bool | None = None
-) -> User:
-    """Activate, deactivate, promote or demote an account (admins only).
+) -> tuple[User, bool]:
+    """Activate, deactivate, promote or demote an account (admins only); True if deactivated.
 
-    Deactivating revokes every session of the account; the last active admin stays one.
+    Within the caller's transaction; the last active admin stays one. Ending a deactivated
+    account's sessions is the caller's part (``auth_service``).
     """
     # Locks in one order, whoever acts on whom: every admin row (by id), then the target. Two
     # admins acting on each other would otherwise each hold one row and wait for the other's.
@@ -326,10 +316,9 @@ def admin_update_user(
         raise NotFoundError("No such user.")
     if (is_active is False and user.is_active) or (is_admin is False and user.is_admin):
         _ensure_not_last_admin(user)
+    deactivated = is_active is False and user.is_active
     if is_admin is not None:
         user.is_admin = is_admin
     if is_active is not None:
-        if not is_active and user.is_active:
-            auth_service.revoke_all_sessions(user.id)
         user.is_active = is_active
-    return user
+    return user, deactivated

@@ -195,7 +195,7 @@ def test_a_transaction_that_commits_late_is_not_skipped(
     first_conv = chat.direct(alice, bob)["id"]
     second_conv = chat.direct(carol, bob)["id"]
     cursor = client.get(f"{API}/events", headers=bob.headers).get_json()["next"]
-    real_emit = event_service.emit_to_members
+    real_emit = event_service.emit_to_all_members
     in_transaction, release = threading.Event(), threading.Event()
 
     def paused_emit(*args: Any) -> None:
@@ -207,17 +207,17 @@ def test_a_transaction_that_commits_late_is_not_skipped(
         with app.app_context():
             message_service.send_message(first_conv, alice.id, "started first", None)
 
-    event_service.emit_to_members = paused_emit  # type: ignore[assignment]
+    event_service.emit_to_all_members = paused_emit  # type: ignore[assignment]
     slow = threading.Thread(target=slow_send)
     slow.start()
     try:
         assert in_transaction.wait(10)
-        event_service.emit_to_members = real_emit  # type: ignore[assignment]
+        event_service.emit_to_all_members = real_emit  # type: ignore[assignment]
         chat.send(carol, second_conv, "committed first")  # starts later, commits first
         first_poll = client.get(f"{API}/events?since={cursor}", headers=bob.headers).get_json()
         assert [e["data"]["body"] for e in first_poll["events"]] == ["committed first"]
     finally:
-        event_service.emit_to_members = real_emit  # type: ignore[assignment]
+        event_service.emit_to_all_members = real_emit  # type: ignore[assignment]
         release.set()
         slow.join(10)
     second_poll = client.get(

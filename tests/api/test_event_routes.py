@@ -282,3 +282,15 @@ def test_waiting_long_polls_hold_no_database_connection(
         from app.database import db as tight_db
 
         tight_db.engine.dispose()
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "1\u00b2", "abc", "-1", "9" * 40])
+def test_a_bad_last_event_id_is_a_422_naming_the_header(
+    client: FlaskClient, users: UserFactory, value: str
+) -> None:
+    """Superscript digits pass str.isdigit() but not int(): never a 500."""
+    alice = users.create("alice")
+    headers = {**alice.headers, "Last-Event-ID": value.encode().decode("latin-1")}
+    response = client.get("/api/v1/events/stream", headers=headers)
+    body = assert_problem(response, 422, "validation_error")
+    assert list(body["errors"]) == ["headers"] and "Last-Event-ID" in body["errors"]["headers"]

@@ -144,3 +144,16 @@ def test_an_empty_history_page_checks_membership(
         refused = client.get(path + query, headers=eve.headers)
         assert refused.status_code == 404, query
         assert refused.content_type == "application/problem+json"
+
+
+def test_one_conversation_is_two_statements(
+    app: Flask, client: FlaskClient, users: UserFactory, chat: Chat
+) -> None:
+    """The session check, and one statement for the whole Conversation resource."""
+    alice, bob = users.create("alice"), users.create("bob")
+    group = chat.group(alice, bob, title="Trip")
+    chat.send(bob, group["id"], "hello")
+    with counting(app) as statements:
+        response = client.get(f"/api/v1/conversations/{group['id']}", headers=alice.headers)
+    assert response.status_code == 200 and response.get_json()["unread_count"] == 1
+    assert len(statements) == 2, statements

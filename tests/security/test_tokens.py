@@ -10,9 +10,12 @@ from collections.abc import Callable
 
 import jwt as pyjwt
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask
 from flask.testing import FlaskClient
+from flask_jwt_extended import get_jwt, get_jwt_header, get_jwt_identity
 
+from app.api.security import auth_required
+from app.services import user_service
 from tests.factories import PASSWORD
 from tests.security.conftest import World, assert_refused, database_state
 
@@ -200,3 +203,44 @@ def test_the_bearer_scheme_is_case_insensitive(
     """RFC 7235 §2.1: the authentication scheme is case-insensitive."""
     response = client.get(ME, headers={"Authorization": f"{scheme} {world.alice.access_token}"})
     assert response.status_code == 200, response.get_json()
+
+
+def test_the_librarys_helpers_work_in_parleys_views(
+    client: FlaskClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind the guard, flask-jwt-extended's request context is set, as its users expect."""
+    seen: dict[str, object] = {}
+    own_account = user_service.get_own_account
+
+    def looking(user_id: int) -> dict[str, object]:
+        seen.update(identity=get_jwt_identity(), claims=get_jwt(), header=get_jwt_header())
+        return own_account(user_id)
+
+    monkeypatch.setattr(user_service, "get_own_account", looking)
+    assert client.get(ME, headers=world.alice.headers).status_code == 200
+    assert seen["identity"] == str(world.alice.id)
+    assert seen["claims"]["type"] == "access" and "sid" in seen["claims"]  # type: ignore[index]
+    assert seen["header"] == {"alg": "HS256", "typ": "JWT"}
+
+
+def test_a_new_guarded_view_can_use_the_librarys_helpers(database_url: str, _schema: None) -> None:
+    from tests.conftest import clean_database, make_app
+    from tests.factories import UserFactory
+
+    app = make_app(database_url)
+    probe = Blueprint("probe", __name__)
+
+    @probe.route("/probe")
+    @auth_required
+    def whoami() -> dict[str, object]:
+        return {"identity": get_jwt_identity(), "session": get_jwt()["sid"]}
+
+    app.register_blueprint(probe)
+    try:
+        client = app.test_client()
+        alice = UserFactory(app, client).create("alice")
+        body = client.get("/probe", headers=alice.headers).get_json()
+        assert body["identity"] == str(alice.id) and isinstance(body["session"], int)
+        assert client.get("/probe").status_code == 401
+    finally:
+        clean_database(app)

@@ -71,7 +71,7 @@ def test_login_racing_an_admin_deactivation_gets_no_session(
 ) -> None:
     admin, bob = users.create("root", admin=True), users.create("bob", login=False)
     deactivate = in_other_context(
-        app, lambda: user_service.admin_update_user(admin.id, bob.id, is_active=False)
+        app, lambda: auth_service.update_account_as_admin(admin.id, bob.id, is_active=False)
     )
     with after_password_check(monkeypatch, "verify_credentials", deactivate):
         response = login(client, bob)
@@ -229,8 +229,6 @@ def issue_reset_token(monkeypatch: pytest.MonkeyPatch, email: str) -> str:
     """Request a reset for ``email`` and return the token its mail would carry."""
     bodies: list[str] = []
     with monkeypatch.context() as patch:
-        patch.setattr(
-            "app.core.mail.send_mail_later", lambda config, to, subject, body: bodies.append(body)
-        )
+        patch.setattr("app.core.mail.send_later", lambda message: bodies.append(message.body))
         auth_service.request_password_reset(email)
     return next(line.strip() for line in bodies[0].splitlines() if len(line.strip()) == 43)
