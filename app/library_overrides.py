@@ -7,9 +7,10 @@ pinned version of the library changes the internal it relies on:
 - :class:`ProblemJsonApi`: flask-smorest documents every error response under
   ``application/json``; Parley's errors are ``application/problem+json`` (RFC 9457). It offers no
   setting for the error responses' content type, only ``Api._register_responses``.
-- :class:`CachingJWTManager`: flask-jwt-extended verifies a token (three parses and an HMAC) on
-  every request; a client sends the same token for 15 minutes. It offers no hook around
-  verification, only ``JWTManager._decode_jwt_from_config``.
+- :class:`CachingJWTManager`: flask-jwt-extended verifies a token (three parses and an HMAC) and
+  parses its header again on every request; a client sends the same token for 15 minutes. It
+  offers no hook around either, only ``JWTManager._decode_jwt_from_config`` and the module
+  function ``flask_jwt_extended.view_decorators.get_unverified_jwt_headers``.
 - :func:`install_problem_errors` and :func:`close_after_oversized_body`: what gunicorn answers
   itself is an HTML page (``gunicorn.util.write_error``), and a response can only be told to
   close its connection from gunicorn's side (a request's ``must_close``).
@@ -27,6 +28,7 @@ from typing import Any
 import flask_jwt_extended
 import flask_smorest
 from flask import current_app
+from flask_jwt_extended import view_decorators
 from gunicorn import util
 
 from app.core.errors import PROBLEM_JSON
@@ -65,6 +67,11 @@ class CachingJWTManager(flask_jwt_extended.JWTManager):
         self._verified: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def init_app(self, app: Any, add_context_processor: bool = False) -> None:
+        """Bind to the app, and read verified tokens' headers from the cache too."""
+        super().init_app(app, add_context_processor)
+        view_decorators.get_unverified_jwt_headers = _cached_headers  # type: ignore[attr-defined]
+
     def _decode_jwt_from_config(
         self, encoded_token: str, csrf_value: Any = None, allow_expired: bool = False
     ) -> dict[str, Any]:
@@ -84,6 +91,27 @@ class CachingJWTManager(flask_jwt_extended.JWTManager):
             while len(self._verified) > self.CACHE_SIZE:
                 self._verified.popitem(last=False)
         return dict(claims)
+
+
+#: Headers of recent tokens: a token string always has the same header.
+_headers: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_headers_lock = threading.Lock()
+_read_headers = flask_jwt_extended.get_unverified_jwt_headers
+
+
+def _cached_headers(encoded_token: str) -> dict[str, Any]:
+    """``get_unverified_jwt_headers``, remembered per token (it is called after verification)."""
+    with _headers_lock:
+        header = _headers.get(encoded_token)
+        if header is not None:
+            _headers.move_to_end(encoded_token)
+            return dict(header)
+    header = _read_headers(encoded_token)
+    with _headers_lock:
+        _headers[encoded_token] = dict(header)
+        while len(_headers) > CachingJWTManager.CACHE_SIZE:
+            _headers.popitem(last=False)
+    return header
 
 
 def _unexpired(claims: dict[str, Any], leeway: Any) -> bool:

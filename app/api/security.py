@@ -30,8 +30,9 @@ def auth_required(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        verify_jwt_in_request()
-        g.user_id = current_user_id()
+        verified = verify_jwt_in_request()  # None only for JWT_EXEMPT_METHODS (OPTIONS)
+        if verified is not None:
+            g.user_id = int(verified[1]["sub"])
         return fn(*args, **kwargs)
 
     wrapper.requires_token = True  # type: ignore[attr-defined]

@@ -253,7 +253,7 @@ class CanonicalBearerScheme:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         """Serve the request with a canonical scheme in its Authorization header."""
         value = environ.get("HTTP_AUTHORIZATION")
-        if value:
+        if value and not value.startswith("Bearer "):  # the usual spelling needs no work
             environ["HTTP_AUTHORIZATION"] = _BEARER_FIELD.sub(r"\1\2Bearer", value)
         return self.wsgi_app(environ, start_response)
 

@@ -70,16 +70,6 @@ def message_columns(message: Any, prefix: str = "") -> list[sa.ColumnElement[Any
     return [message_field(message, name).label(prefix + name) for name in MESSAGE_FIELDS]
 
 
-def message_of(row: dict[str, Any], prefix: str = "") -> dict[str, Any] | None:
-    """Take the Message resource out of a row selected with :func:`message_columns`.
-
-    None when the row has no message there (an outer join that found none).
-    """
-    if row[prefix + "id"] is None:
-        return None
-    return {name: row[prefix + name] for name in MESSAGE_FIELDS}
-
-
 def message_resource(message: Message) -> dict[str, Any]:
     """Return the Message resource of a loaded (or just written) message."""
     return {name: getattr(message, name) for name in MESSAGE_FIELDS}

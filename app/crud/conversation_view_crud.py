@@ -9,21 +9,22 @@ more column there.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from app.crud.conversation_sql import (
+    MESSAGE_FIELDS,
     conversations,
     is_unread,
     members,
     message_columns,
-    message_of,
     messages,
 )
 from app.database import db
-from app.database.base import UTCDateTime, row_dicts
+from app.database.base import UTCDateTime
 
 #: The Conversation resource, field by field, in its JSON order.
 CONVERSATION_FIELDS = (
@@ -93,12 +94,30 @@ def _resource_select(viewer: Any, *extra: Any, source: Any = conversations) -> s
     )
 
 
-def resource_of(row: dict[str, Any]) -> dict[str, Any]:
-    """Build the Conversation resource from a row of one of this module's statements."""
-    return {
-        name: message_of(row, "last_message_") if name == "last_message" else row[name]
-        for name in CONVERSATION_FIELDS
-    }
+@functools.cache
+def _builder(keys: tuple[str, ...]) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """Return a function building the Conversation resource from a row with these column keys.
+
+    Built once per statement shape: each field is read from its position in the row tuple, with
+    no row mapping made on the way (a page of conversations is read on every app start).
+    """
+    at = {key: position for position, key in enumerate(keys)}
+    last_id = at["last_message_id"]
+    last = tuple((name, at["last_message_" + name]) for name in MESSAGE_FIELDS)
+    plan = tuple((name, at.get(name, -1)) for name in CONVERSATION_FIELDS)
+
+    def build(row: Sequence[Any]) -> dict[str, Any]:
+        message = None if row[last_id] is None else {name: row[i] for name, i in last}
+        return {name: row[i] if i >= 0 else message for name, i in plan}
+
+    return build
+
+
+def _resources(result: sa.Result[Any]) -> tuple[list[dict[str, Any]], Sequence[Sequence[Any]]]:
+    """Build the resources of a result's rows; return them and the rows."""
+    build = _builder(tuple(result.keys()))
+    rows = result.all()
+    return [build(row) for row in rows], rows
 
 
 @functools.cache
@@ -112,8 +131,8 @@ def _one_view() -> sa.Select[Any]:
 def get_view(conversation_id: int, user_id: int) -> dict[str, Any] | None:
     """Return the conversation as ``user_id`` sees it; None unless they are a member."""
     params = {"conversation_id": conversation_id, "user_id": user_id}
-    rows = row_dicts(db.session.execute(_one_view(), params))
-    return resource_of(rows[0]) if rows else None
+    resources, _ = _resources(db.session.execute(_one_view(), params))
+    return resources[0] if resources else None
 
 
 @functools.cache
@@ -128,8 +147,9 @@ def _every_view() -> sa.Select[Any]:
 
 def get_member_views(conversation_id: int) -> dict[int, dict[str, Any]]:
     """Return every member's view of a conversation, by user id (for per-member events)."""
-    rows = row_dicts(db.session.execute(_every_view(), {"conversation_id": conversation_id}))
-    return {row["viewer_id"]: resource_of(row) for row in rows}
+    result = db.session.execute(_every_view(), {"conversation_id": conversation_id})
+    resources, rows = _resources(result)
+    return {row[-1]: resource for resource, row in zip(resources, rows, strict=True)}
 
 
 def list_user_conversations(
@@ -137,7 +157,7 @@ def list_user_conversations(
     as_of: datetime,
     after: tuple[datetime, int] | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[tuple[dict[str, Any], datetime]]:
     """Return a page of the user's conversations by activity as of ``as_of``, newest first.
 
     The order is the activity each conversation had at ``as_of`` (the first page's time), so
@@ -147,13 +167,13 @@ def list_user_conversations(
     statement that grows with the page size, never with how many conversations the user has.
 
     Each item is ``(resource, activity)``: the Conversation resource, and its activity as of
-    ``as_of`` (the position for the next page's cursor).
+    ``as_of`` (the position for the next page's cursor; the statement's last column).
     """
     params: dict[str, object] = {"user_id": user_id, "as_of": as_of, "limit": limit}
     if after is not None:
         params.update(after_activity=after[0], after_id=after[1])
-    rows = row_dicts(db.session.execute(_page_statement(after is not None), params))
-    return [{"resource": resource_of(row), "activity": row["activity"]} for row in rows]
+    resources, rows = _resources(db.session.execute(_page_statement(after is not None), params))
+    return [(resource, row[-1]) for resource, row in zip(resources, rows, strict=True)]
 
 
 @functools.cache

@@ -31,12 +31,18 @@ _TAKE_POSITIONS = (
 )
 
 
-def _take_positions(source: str, params: dict[str, Any]) -> dict[int, int]:
-    """Run :data:`_TAKE_POSITIONS` over ``source``; return each user's newest position."""
-    statement = sa.text(_TAKE_POSITIONS.format(source=source)).columns(
+@functools.lru_cache(maxsize=64)
+def _take_positions_statement(source: str) -> sa.TextualSelect:
+    """Build :data:`_TAKE_POSITIONS` over ``source`` once per source."""
+    return sa.text(_TAKE_POSITIONS.format(source=source)).columns(
         sa.column("user_id", sa.BigInteger), sa.column("last_seq", sa.BigInteger)
     )
-    return {user_id: last for user_id, last in db.session.execute(statement, params).all()}
+
+
+def _take_positions(source: str, params: dict[str, Any]) -> dict[int, int]:
+    """Run :data:`_TAKE_POSITIONS` over ``source``; return each user's newest position."""
+    rows = db.session.execute(_take_positions_statement(source), params).all()
+    return {user_id: last for user_id, last in rows}
 
 
 def allocate(counts: dict[int, int]) -> dict[int, int]:

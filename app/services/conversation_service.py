@@ -215,10 +215,10 @@ def list_conversations(
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
-        last = page[-1]
-        position = [as_of.isoformat(), _as_utc(last["activity"]).isoformat()]
-        next_cursor = encode_cursor([*position, last["resource"]["id"]])
-    return [row["resource"] for row in page], next_cursor
+        resource, activity = page[-1]
+        position = [as_of.isoformat(), _as_utc(activity).isoformat(), resource["id"]]
+        next_cursor = encode_cursor(position)
+    return [resource for resource, _ in page], next_cursor
 
 
 def _as_utc(moment: datetime) -> datetime:
