@@ -74,10 +74,10 @@ def compose(to: str, subject: str, template: str, **context: Any) -> EmailMessag
 
 def send_later(message: EmailMessage) -> threading.Thread:
     """Send a mail from a background thread; a failure is logged, never raised."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    context = current_app.app_context()  # the same app, for the thread
 
     def send() -> None:
-        with app.app_context():
+        with context:
             try:
                 message.send()
             except Exception as error:  # SMTP down, refused, timed out: the reply went out
