@@ -45,6 +45,14 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def default_redis_prefix(database_url: str) -> str:
+    """Name a deployment's Redis keys after its database: ``parley:<host>:<port>/<database>``."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    return f"parley:{url.host or ''}:{url.port or ''}/{url.database or ''}"
+
+
 def default_sqlite_url() -> str:
     """Return the embedded default database, ``instance/parley.db`` beside the code."""
     return f"sqlite:///{BASE_DIR / 'instance' / 'parley.db'}"
@@ -75,12 +83,18 @@ class Config:
 
     # Optional services
     REDIS_URL = os.environ.get("REDIS_URL", "")
+    #: Namespace of this deployment's keys and channels in Redis: deployments sharing one Redis
+    #: never wake each other's readers (pub/sub ignores database numbers). Default: derived from
+    #: the database's name (see default_redis_prefix).
+    REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "")
 
     # Events
     #: Days events are kept; older cursors get 410 cursor_expired.
     EVENTS_RETENTION_DAYS = as_int(os.environ.get("EVENTS_RETENTION_DAYS"), 7)
     #: How often a waiting reader checks the database when no wake-up arrives (no Redis).
     EVENTS_POLL_SECONDS = float(os.environ.get("EVENTS_POLL_SECONDS") or 1.0)
+    #: Event connections (streams and waiting long-polls) one user may hold at once.
+    EVENTS_MAX_CONNECTIONS_PER_USER = as_int(os.environ.get("EVENTS_MAX_CONNECTIONS_PER_USER"), 10)
     #: Seconds between keep-alive comments on an idle event stream.
     EVENTS_KEEPALIVE_SECONDS = float(os.environ.get("EVENTS_KEEPALIVE_SECONDS") or 15.0)
 

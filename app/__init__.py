@@ -11,7 +11,7 @@ from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
-from config import Config, config_from_env
+from config import Config, config_from_env, default_redis_prefix
 
 OPENAPI_SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
@@ -39,6 +39,9 @@ def create_app(config_class: type[Config] | None = None, **overrides: Any) -> Fl
     )
     app.config.from_object(config_class)
     app.config.update(overrides)
+    if not app.config["REDIS_PREFIX"]:
+        app.config["REDIS_PREFIX"] = default_redis_prefix(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["RATELIMIT_KEY_PREFIX"] = app.config["REDIS_PREFIX"]
     app.url_map.converters["id"] = _id_converter()
     app.json = _json_provider(app)
 

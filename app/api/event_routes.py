@@ -20,16 +20,29 @@ blp = Blueprint("events", __name__, url_prefix="/events", description="Real-time
 @blp.arguments(EventQuerySchema(), location="query")
 @blp.response(200, EventPageSchema)
 @blp.alt_response(410, description="The cursor is older than the retention window: resync.")
+@blp.alt_response(401, description="The session ended while the request waited (`token_revoked`).")
+@blp.alt_response(
+    429, description="Too many event connections for this user (`too_many_connections`)."
+)
 def poll_events(query: dict[str, Any]) -> Any:
     """Return events after `since`, waiting up to `timeout` seconds for one."""
     since = event_service.parse_cursor(query.get("since"))
-    return event_service.poll(current_user_id(), since, query["timeout"])
+    claims = current_claims()
+    return event_service.poll(
+        current_user_id(),
+        since,
+        query["timeout"],
+        still_valid=lambda: auth_service.check_access(claims),
+    )
 
 
 @blp.route("/stream", methods=["GET"])
 @auth_required
 @blp.arguments(StreamQuerySchema(), location="query")
 @blp.doc(responses={"200": {"description": "`text/event-stream`: one SSE event per Event."}})
+@blp.alt_response(
+    429, description="Too many event connections for this user (`too_many_connections`)."
+)
 def stream_events(query: dict[str, Any]) -> Response:
     """Stream events as Server-Sent Events (resumes after `Last-Event-ID`)."""
     user_id = current_user_id()
@@ -41,15 +54,19 @@ def stream_events(query: dict[str, Any]) -> Response:
         if not header:
             raise
         raise FieldError(error.message, "Last-Event-ID", error.problem) from None
+    slot = event_service.open_connection(user_id)
     events = event_service.stream(
         user_id,
         since,
         still_valid=lambda: auth_service.check_access(claims),
         keepalive=float(current_app.config["EVENTS_KEEPALIVE_SECONDS"]),
         expires_at=float(claims["exp"]),
+        slot=slot,
     )
-    return Response(
+    response = Response(
         stream_with_context(events),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    response.call_on_close(slot.release)  # however the stream ends, its slot is given back
+    return response

@@ -10,7 +10,7 @@ deactivated account has all its sessions revoked, so that one check covers it to
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
 from flask import current_app
@@ -29,7 +29,7 @@ from app.crud import auth_crud
 from app.database.base import utcnow
 from app.database.connection import after_commit, transactional
 from app.models.auth_models import AuthSession, PasswordReset, RefreshToken
-from app.services import user_service
+from app.services import event_service, user_service
 
 #: How stale ``last_used_at`` may get before a request writes it again.
 TOUCH_INTERVAL = timedelta(minutes=1)
@@ -69,6 +69,20 @@ def _issue_tokens(session: AuthSession) -> TokenPair:
         token_type="Bearer",
         expires_in=int(access_expires.total_seconds()),
     )
+
+
+def _revoke_sessions(
+    user_id: int, now: datetime, *, only_id: int | None = None, except_id: int | None = None
+) -> int:
+    """Revoke sessions (within the caller's transaction); their waiting event readers wake.
+
+    A long-poll or stream waiting on a revoked session checks it when it wakes and ends, so
+    the wake-up after the commit ends them at once instead of at their next event.
+    """
+    revoked: int = auth_crud.revoke_sessions(user_id, now, only_id=only_id, except_id=except_id)
+    if revoked:
+        event_service.wake_after_commit([user_id])
+    return revoked
 
 
 def _clip_user_agent(user_agent: str | None) -> str | None:
@@ -155,7 +169,7 @@ def _rotate(refresh_token: str, user_agent: str | None) -> tuple[str, TokenPair 
     if session is None or session.revoked_at is not None:
         return "revoked", None
     if not auth_crud.spend_refresh_token(token.id, now):
-        auth_crud.revoke_sessions(session.user_id, now, only_id=session.id)
+        _revoke_sessions(session.user_id, now, only_id=session.id)
         return "revoked", None
     if token.expires_at <= now:
         return "expired", None
@@ -191,7 +205,7 @@ def _touch(session_id: int) -> None:
 @transactional
 def logout(user_id: int, session_id: int) -> None:
     """Revoke the caller's current session: its access and refresh tokens stop working."""
-    auth_crud.revoke_sessions(user_id, utcnow(), only_id=session_id)
+    _revoke_sessions(user_id, utcnow(), only_id=session_id)
 
 
 def list_sessions(user_id: int, current_session_id: int) -> list[dict[str, Any]]:
@@ -212,7 +226,7 @@ def list_sessions(user_id: int, current_session_id: int) -> list[dict[str, Any]]
 @transactional
 def revoke_session(user_id: int, session_id: int) -> None:
     """Revoke one of the caller's live sessions; anyone else's (or a dead one) is not found."""
-    if auth_crud.revoke_sessions(user_id, utcnow(), only_id=session_id) == 0:
+    if _revoke_sessions(user_id, utcnow(), only_id=session_id) == 0:
         raise NotFoundError("No such session.")
 
 
@@ -239,7 +253,7 @@ def _replace_password(
 ) -> None:
     if not user_service.replace_password(verified, new_hash):
         raise _WRONG_PASSWORD
-    auth_crud.revoke_sessions(verified.user_id, utcnow(), except_id=current_session_id)
+    _revoke_sessions(verified.user_id, utcnow(), except_id=current_session_id)
 
 
 def close_own_account(user_id: int, password: str) -> None:
@@ -256,7 +270,7 @@ def close_own_account(user_id: int, password: str) -> None:
 @transactional
 def _close_verified_account(verified: user_service.VerifiedPassword) -> None:
     user_service.deactivate_verified(verified)
-    auth_crud.revoke_sessions(verified.user_id, utcnow())
+    _revoke_sessions(verified.user_id, utcnow())
 
 
 @transactional
@@ -271,7 +285,7 @@ def update_account_as_admin(
         actor_id, user_id, is_active=is_active, is_admin=is_admin
     )
     if deactivated:
-        auth_crud.revoke_sessions(user_id, utcnow())
+        _revoke_sessions(user_id, utcnow())
     return user
 
 
@@ -346,4 +360,4 @@ def _reset_password(token: str, new_hash: str) -> None:
     changed_after = reset.created_at
     if not user_service.set_password_hash(reset.user_id, new_hash, unchanged_since=changed_after):
         raise _invalid_reset()
-    auth_crud.revoke_sessions(reset.user_id, now)
+    _revoke_sessions(reset.user_id, now)

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
 
+from app.core.connection_slots import Slot, get_slots
 from app.core.errors import AppError, FieldError
 from app.core.utils import iso_z
 from app.core.wakeup import Waker, get_waker, shutting_down
@@ -50,7 +51,25 @@ class CursorExpiredError(AppError):
 def waker() -> Waker:
     """Return the wake-up hub of this process, configured from the app."""
     config = current_app.config
-    return get_waker(config["REDIS_URL"], float(config["EVENTS_POLL_SECONDS"]))
+    hub = get_waker(
+        config["REDIS_URL"], float(config["EVENTS_POLL_SECONDS"]), config["REDIS_PREFIX"]
+    )
+    if not hub.has_position_reader:
+        hub.read_positions_with(_positions_reader(current_app.app_context))
+    return hub
+
+
+def _positions_reader(app_context: Callable[[], Any]) -> Callable[[list[int]], dict[int, int]]:
+    """Return the poller's reader: one statement for every waiting user's newest position."""
+
+    def read(user_ids: list[int]) -> dict[int, int]:
+        with app_context():
+            try:
+                return event_crud.newest_positions(user_ids)
+            finally:
+                end_read()
+
+    return read
 
 
 def _jsonable(value: Any) -> Any:
@@ -139,6 +158,11 @@ def emit_to_all_members(type: str, conversation_id: int, data: Mapping[str, Any]
         _wake_after_commit(recipients)
 
 
+def wake_after_commit(user_ids: Iterable[int]) -> None:
+    """Wake these users' waiting event readers once the transaction commits (they re-check)."""
+    _wake_after_commit(user_ids)
+
+
 def _wake_after_commit(user_ids: Iterable[int]) -> None:
     # One wake-up per transaction, for every user it wrote events for.
     pending: set[int] | None = db.session.info.get(_PENDING_KEY)
@@ -178,40 +202,98 @@ def _check_cursor(user_id: int, since: int) -> int:
     return last
 
 
-def poll(user_id: int, since: int | None, timeout: float) -> dict[str, Any]:
+class SessionEndedError(AppError):
+    """401: the session of the token that opened this long-poll ended while it waited."""
+
+    status_code = 401
+    code = "token_revoked"
+    message = "The session of this token has ended."
+
+
+def open_connection(user_id: int) -> Slot:
+    """Take one of the user's event connections (``EVENTS_MAX_CONNECTIONS_PER_USER``).
+
+    TooManyConnectionsError (429) when the user holds them all; release the slot when done.
+    """
+    config = current_app.config
+    slots = get_slots(config["REDIS_URL"], config["REDIS_PREFIX"])
+    return slots.take(user_id, int(config["EVENTS_MAX_CONNECTIONS_PER_USER"]))
+
+
+def poll(
+    user_id: int, since: int | None, timeout: float, still_valid: Callable[[], bool]
+) -> dict[str, Any]:
     """Return the events after ``since``, waiting up to ``timeout`` seconds for the first one.
 
     Without ``since``: no events, and the current cursor as a starting point. The database
-    connection goes back to the pool while the request waits.
+    connection goes back to the pool while the request waits. Events of conversations the user
+    has left are skipped without waiting. If the token's session ends (logout, revocation)
+    while the request waits, it answers 401 and delivers nothing more. A waiting long-poll
+    holds one of the user's event connections (TooManyConnectionsError when none is left).
     """
-    hub = waker()
     if since is None:
         last, _ = event_crud.positions(user_id)
         end_read()
         return {"events": [], "next": str(last)}
     _check_cursor(user_id, since)
+    if timeout <= 0:
+        return _poll(user_id, since, timeout, still_valid, None)
+    slot = open_connection(user_id)
+    try:
+        return _poll(user_id, since, timeout, still_valid, slot)
+    finally:
+        slot.release()
+
+
+def _poll(
+    user_id: int,
+    since: int,
+    timeout: float,
+    still_valid: Callable[[], bool],
+    slot: Slot | None,
+) -> dict[str, Any]:
+    hub = waker()
     deadline = time.monotonic() + timeout
+    first = True
     while True:
+        if slot is not None:
+            slot.renew()
         version = hub.version(user_id)
+        if not first and not still_valid():
+            end_read()
+            raise SessionEndedError()
+        first = False
         events, scanned = event_crud.events_after(user_id, since, BATCH)
         views = [_event_view(e) for e in events]
         end_read()
+        more = scanned > since  # a batch of hidden events: read on at once
         since = scanned
         remaining = deadline - time.monotonic()
         if views or remaining <= 0 or shutting_down():
             # Stopping: answer now with what there is; the client polls again elsewhere.
             return {"events": views, "next": str(since)}
-        hub.wait(user_id, version, remaining)
+        if not more:
+            hub.wait(user_id, version, remaining, position=since)
 
 
 def stream(
-    user_id: int, since: int, still_valid: Any, keepalive: float, expires_at: float
+    user_id: int,
+    since: int,
+    still_valid: Callable[[], bool],
+    keepalive: float,
+    expires_at: float,
+    slot: Slot,
 ) -> Iterator[str]:
-    """Yield Server-Sent Events after ``since`` until the token expires or its session ends."""
+    """Yield Server-Sent Events after ``since`` until the token expires or its session ends.
+
+    ``slot`` (from :func:`open_connection`) is renewed while the stream lasts; the caller
+    releases it when the response closes.
+    """
     hub = waker()
     last_sent = time.monotonic()
     yield "retry: 2000\n\n"
     while True:
+        slot.renew()
         now = time.monotonic()
         if time.time() >= expires_at or shutting_down() or not still_valid():
             # Stopping ends the stream too; the client reconnects with Last-Event-ID.
@@ -221,18 +303,19 @@ def stream(
         events, scanned = event_crud.events_after(user_id, since, BATCH)
         views = [_event_view(e) for e in events]
         end_read()
+        more = scanned > since  # a batch of hidden events: read on at once
         since = scanned
         for view in views:
             body = json.dumps(_jsonable(view), separators=(",", ":"))
             yield f"id: {view['cursor']}\nevent: {view['type']}\ndata: {body}\n\n"
             last_sent = time.monotonic()
-        if views:
+        if more:
             continue
         if now - last_sent >= keepalive:
             yield ": keep-alive\n\n"
             last_sent = time.monotonic()
         wait_for = min(keepalive - (time.monotonic() - last_sent), expires_at - time.time())
-        hub.wait(user_id, version, max(wait_for, 0.05))
+        hub.wait(user_id, version, max(wait_for, 0.05), position=since)
 
 
 def start_stream(user_id: int, cursor: str | None) -> int:

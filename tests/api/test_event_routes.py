@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from app.database import db
 from app.database.base import utcnow
 from app.models import UserEvent
+from tests.conftest import clean_database, make_app
 from tests.factories import ApiUser, Chat, UserFactory
 from tests.helpers import assert_problem
 
@@ -294,3 +295,87 @@ def test_a_bad_last_event_id_is_a_422_naming_the_header(
     response = client.get("/api/v1/events/stream", headers=headers)
     body = assert_problem(response, 422, "validation_error")
     assert list(body["errors"]) == ["headers"] and "Last-Event-ID" in body["errors"]["headers"]
+
+
+def test_a_backlog_of_hidden_events_is_read_through_at_once(
+    database_url: str, _schema: None
+) -> None:
+    """Two batches of events of a conversation bob left, then his removal: one call returns it.
+
+    The database is polled only every 30 s here, as when wake-ups come through Redis: a reader
+    that waited after a batch of hidden events would return empty-handed at its timeout.
+    """
+    app = make_app(database_url, EVENTS_POLL_SECONDS=30)
+    try:
+        client = app.test_client()
+        users, chat = UserFactory(app, client), Chat(client)
+        alice, bob = users.create("alice"), users.create("bob")
+        cursor = start(client, bob)
+        group = chat.group(alice, bob, title="noisy")
+        for i in range(430):  # more than two batches (200 events each) of hidden events
+            chat.send(alice, group["id"], f"message {i}")
+        left = client.delete(
+            f"/api/v1/conversations/{group['id']}/members/{bob.id}", headers=bob.headers
+        )
+        assert left.status_code == 204
+        body = client.get(f"{EVENTS}?since={cursor}&timeout=2", headers=bob.headers).get_json()
+        assert [e["type"] for e in body["events"]] == ["member.removed"]
+        stream = client.get(f"{EVENTS}/stream?since={cursor}", headers=bob.headers, buffered=False)
+        lines = (line for chunk in stream.response for line in chunk.decode().splitlines())
+        assert next(line for line in lines if line.startswith("event:")) == "event: member.removed"
+        stream.close()
+    finally:
+        clean_database(app)
+
+
+def test_logout_ends_a_waiting_long_poll(
+    client: FlaskClient, users: UserFactory, chat: Chat, app: Flask
+) -> None:
+    alice, bob = users.create("alice"), users.create("bob")
+    cursor = start(client, bob)
+    results: list[Any] = []
+
+    def wait() -> None:
+        waiting_client = app.test_client()
+        results.append(
+            waiting_client.get(f"{EVENTS}?since={cursor}&timeout=20", headers=bob.headers)
+        )
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.3)  # let the long-poll start waiting
+    assert client.post("/api/v1/auth/logout", headers=bob.headers).status_code == 204
+    chat.direct(alice, bob)  # an event for bob: it must not reach the logged-out poll
+    waiter.join(10)
+    assert not waiter.is_alive(), "the long-poll still waits after logout"
+    assert_problem(results[0], 401, "token_revoked")
+
+
+def test_one_user_holds_at_most_the_configured_event_connections(
+    database_url: str, _schema: None
+) -> None:
+    app = make_app(database_url, EVENTS_MAX_CONNECTIONS_PER_USER=3, REDIS_URL="")
+    try:
+        client = app.test_client()
+        users = UserFactory(app, client)
+        alice, bob = users.create("alice"), users.create("bob")
+        streams = [
+            client.get(f"{EVENTS}/stream", headers=alice.headers, buffered=False) for _ in range(3)
+        ]
+        assert all(s.status_code == 200 for s in streams)
+        refused = client.get(f"{EVENTS}/stream", headers=alice.headers)
+        assert_problem(refused, 429, "too_many_connections")
+        assert int(refused.headers["Retry-After"]) > 0
+        cursor = start(client, alice)  # no wait (timeout 0): no connection slot needed
+        waiting = client.get(f"{EVENTS}?since={cursor}&timeout=1", headers=alice.headers)
+        assert_problem(waiting, 429, "too_many_connections")  # a waiting long-poll counts
+        other = client.get(f"{EVENTS}/stream", headers=bob.headers, buffered=False)
+        assert other.status_code == 200  # another user is not limited by alice's streams
+        other.close()
+        streams.pop().close()  # a closed stream gives its slot back
+        again = client.get(f"{EVENTS}/stream", headers=alice.headers, buffered=False)
+        assert again.status_code == 200
+        for response in reversed([*streams, again]):  # last opened, first closed
+            response.close()
+    finally:
+        clean_database(app)

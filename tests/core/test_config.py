@@ -103,3 +103,22 @@ def test_owasp_scrypt_parameters() -> None:
     # OWASP Password Storage Cheat Sheet: scrypt N=2^16 (64 MiB), r=8, p=2 is one of its sets.
     _, n, r, p = OWASP_SCRYPT.split(":")
     assert int(n) * int(r) * 128 >= 64 * 1024 * 1024 and int(p) >= 2
+
+
+def test_the_redis_prefix_is_derived_from_the_database_unless_set(
+    database_url: str, _schema: None
+) -> None:
+    from app import create_app
+    from config import TestingConfig, default_redis_prefix
+
+    first = default_redis_prefix("postgresql+psycopg://u:secret@db.example:5432/parley")
+    assert first == "parley:db.example:5432/parley" and "secret" not in first
+    assert default_redis_prefix("postgresql+psycopg://u@db.example:5432/other") != first
+    assert default_redis_prefix("sqlite:////srv/a/parley.db") != default_redis_prefix(
+        "sqlite:////srv/b/parley.db"
+    )
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=database_url)
+    assert app.config["REDIS_PREFIX"] == default_redis_prefix(database_url)
+    assert app.config["RATELIMIT_KEY_PREFIX"] == app.config["REDIS_PREFIX"]
+    named = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=database_url, REDIS_PREFIX="blue")
+    assert named.config["REDIS_PREFIX"] == "blue" == named.config["RATELIMIT_KEY_PREFIX"]

@@ -22,50 +22,104 @@ def redis_available() -> bool:
         return False
 
 
-def test_local_notify_wakes_a_waiter() -> None:
-    waker = Waker("", poll_seconds=5)
-    seen = waker.version(7)
-    threading.Timer(0.1, waker.publish, args=([7, 7, 8],)).start()
-    started = time.monotonic()
-    assert waker.wait(7, seen, 3) is True
-    assert time.monotonic() - started < 2
-    assert waker.version(7) == seen + 1
+def wait_in_thread(waker: Waker, user_id: int, timeout: float, position: int = 0) -> list[bool]:
+    """Start a reader waiting for ``user_id``; the list gets its result when it returns."""
+    result: list[bool] = []
+    seen = waker.version(user_id)
+    thread = threading.Thread(
+        target=lambda: result.append(waker.wait(user_id, seen, timeout, position)), daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 5
+    while waker.waiting() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return result
 
 
-def test_wait_without_redis_returns_at_the_poll_interval() -> None:
-    waker = Waker("", poll_seconds=0.2)
-    started = time.monotonic()
-    assert waker.wait(1, waker.version(1), 5) is False
-    assert 0.15 < time.monotonic() - started < 2
+def settle(condition: object, seconds: float = 5) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.01)
+
+
+def test_local_notify_wakes_the_users_readers_only() -> None:
+    waker = Waker("", poll_seconds=60)
+    seven, eight = wait_in_thread(waker, 7, 10), wait_in_thread(waker, 8, 10)
+    settle(lambda: waker.waiting() == 2)
+    waker.publish([7, 7])
+    settle(lambda: seven)
+    assert seven == [True] and eight == []  # the other user's reader sleeps on
+    assert waker.waiting() == 1
+    waker.publish([8])
+    settle(lambda: eight)
+    assert eight == [True] and waker.waiting() == 0
+
+
+def test_a_wake_up_between_check_and_wait_is_not_slept_through() -> None:
+    waker = Waker("", poll_seconds=60)
+    seen = waker.version(3)
+    waker.publish([3])  # committed after the reader checked the database, before it waits
+    assert waker.wait(3, seen, 10, position=0) is True
+
+
+def test_a_wait_without_wake_up_times_out() -> None:
+    waker = Waker("", poll_seconds=60)
+    assert waker.wait(1, waker.version(1), 0.1, position=0) is False
     waker.publish([])  # nothing to do
 
 
-def test_dead_redis_degrades_to_polling(caplog: pytest.LogCaptureFixture) -> None:
-    waker = Waker(DEAD_REDIS, poll_seconds=0.2)
+def test_without_redis_one_poll_reads_every_waiting_reader() -> None:
+    """The poller reads all waiting users' positions in one call and wakes those that moved."""
+    waker = Waker("", poll_seconds=60)
+    reads: list[list[int]] = []
+    logs = {user_id: 5 for user_id in range(1, 101)}
+
+    def read(user_ids: list[int]) -> dict[int, int]:
+        reads.append(user_ids)
+        return {user_id: logs[user_id] for user_id in user_ids}
+
+    waker.read_positions_with(read)
+    results = {user_id: wait_in_thread(waker, user_id, 10, position=5) for user_id in logs}
+    settle(lambda: waker.waiting() == 100)
+    waker.poll_once()  # nothing moved: nobody wakes
+    assert reads == [list(range(1, 101))] and waker.waiting() == 100
+    logs[42] = 6
+    waker.poll_once()
+    settle(lambda: results[42])
+    assert results[42] == [True] and waker.waiting() == 99
+    assert len(reads) == 2 and waker.polls == 2  # one read per poll, however many wait
+    waker.wake_all()
+
+
+def test_the_poller_runs_while_redis_is_down(caplog: pytest.LogCaptureFixture) -> None:
+    waker = Waker(DEAD_REDIS, poll_seconds=0.1)
+    logs = {1: 0}
+    waker.read_positions_with(lambda ids: {i: logs[i] for i in ids})
     waker.publish([1])  # must not raise
-    started = time.monotonic()
-    assert waker.wait(1, waker.version(1), 5) is False  # subscriber down: poll interval
-    assert time.monotonic() - started < 2
-    assert waker.redis_healthy is False
+    result = wait_in_thread(waker, 1, 10, position=0)
+    logs[1] = 1  # an event committed in another process; its wake-up was lost with Redis
+    settle(lambda: result)
+    assert result == [True] and waker.redis_healthy is False
 
 
 @pytest.mark.skipif(not redis_available(), reason="needs a Redis server (CI always has one)")
 def test_redis_carries_wake_ups_between_processes() -> None:
-    listener = Waker(REDIS_URL, poll_seconds=30)
-    sender = Waker(REDIS_URL, poll_seconds=30)
-    seen = listener.version(42)
-    listener.wait(42, seen, 0.01)  # starts the subscriber
-    deadline = time.monotonic() + 5
-    while not listener.redis_healthy and time.monotonic() < deadline:
-        time.sleep(0.05)
+    listener = Waker(REDIS_URL, poll_seconds=30, prefix="parley-test-a")
+    sender = Waker(REDIS_URL, poll_seconds=30, prefix="parley-test-a")
+    stranger = Waker(REDIS_URL, poll_seconds=30, prefix="parley-test-b")
+    listener.wait(42, listener.version(42), 0.01, position=0)  # starts the subscriber
+    settle(lambda: listener.redis_healthy)
     assert listener.redis_healthy
-    seen = listener.version(42)
-    threading.Timer(0.2, sender.publish, args=([42],)).start()
-    started = time.monotonic()
-    assert listener.wait(42, seen, 10) is True
-    assert time.monotonic() - started < 3
+    result = wait_in_thread(listener, 42, 10)
+    stranger.publish([42])  # another deployment on the same Redis: not this one's reader
+    time.sleep(0.3)
+    assert result == []
+    sender.publish([42])
+    settle(lambda: result)
+    assert result == [True]
 
 
 def test_one_waker_per_process_and_settings() -> None:
     assert get_waker("", 1.0) is get_waker("", 1.0)
     assert get_waker("", 1.0) is not get_waker("", 2.0)
+    assert get_waker("", 1.0, "a") is not get_waker("", 1.0, "b")

@@ -311,3 +311,48 @@ def test_redis_down_degrades_to_polling(
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_one_user_over_the_connection_cap_is_refused_across_instances(
+    app: Flask, instances: list[str]
+) -> None:
+    """The cap holds across processes and machines (through Redis); others are unaffected."""
+    a, b = instances
+    greedy = register_and_login(a, "greedy_x")["access_token"]
+    other = register_and_login(a, "other_x")["access_token"]
+    open_streams: list[requests.Response] = []
+    try:
+        for i in range(10):  # the default cap, spread over both instances
+            base = a if i % 2 else b
+            stream = requests.get(
+                f"{base}/api/v1/events/stream", headers=bearer(greedy), stream=True, timeout=10
+            )
+            assert stream.status_code == 200, stream.text
+            open_streams.append(stream)
+        for base in (a, b):
+            refused = requests.get(
+                f"{base}/api/v1/events/stream", headers=bearer(greedy), stream=True, timeout=10
+            )
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["code"] == "too_many_connections"
+            assert int(refused.headers["Retry-After"]) > 0
+        others = requests.get(
+            f"{a}/api/v1/events/stream", headers=bearer(other), stream=True, timeout=10
+        )
+        assert others.status_code == 200
+        others.close()
+        assert requests.get(f"{a}/healthz", timeout=5).status_code == 200
+    finally:
+        for stream in open_streams:
+            stream.close()
+    # Closed streams give their slots back (the server notices at its next write).
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        retry = requests.get(
+            f"{a}/api/v1/events/stream", headers=bearer(greedy), stream=True, timeout=10
+        )
+        retry.close()
+        if retry.status_code == 200:
+            break
+        time.sleep(0.5)
+    assert retry.status_code == 200

@@ -1,0 +1,160 @@
+"""How many event connections (streams and waiting long-polls) each user holds at once.
+
+``EVENTS_MAX_CONNECTIONS_PER_USER`` (10) is the most a user may hold; one more is refused with
+``429 too_many_connections``. With ``REDIS_URL`` the count is shared by every process and machine:
+a sorted set per user, under ``REDIS_PREFIX``, whose members are the open connections, each with
+the time it expires unless renewed; a connection renews itself while it waits, so one that died
+without saying so (its process was killed) frees its slot within :data:`SLOT_SECONDS`. Without
+Redis, or while it is down, each process counts its own connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from app.core.errors import AppError
+
+log = logging.getLogger("parley.connections")
+
+#: How long a slot lives without being renewed.
+SLOT_SECONDS = 60.0
+
+#: Take a slot if the user holds fewer than the limit: drop expired slots, count, add.
+_TAKE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+class TooManyConnectionsError(AppError):
+    """429: the user already holds the most event connections allowed."""
+
+    status_code = 429
+    code = "too_many_connections"
+    message = "Too many event connections are open for this user; close one, or retry later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(headers={"Retry-After": str(retry_after)})
+
+
+class Slot:
+    """One held connection slot: renew it while waiting, release it when done."""
+
+    def __init__(self, slots: ConnectionSlots, user_id: int, slot_id: str, shared: bool) -> None:
+        self.slots, self.user_id, self.slot_id, self.shared = slots, user_id, slot_id, shared
+        self.renewed = time.monotonic()
+
+    def renew(self) -> None:
+        """Keep the slot alive (cheap: at most one Redis call every third of its lifetime)."""
+        if self.shared and time.monotonic() - self.renewed > SLOT_SECONDS / 3:
+            self.renewed = time.monotonic()
+            self.slots.renew(self)
+
+    def release(self) -> None:
+        """Give the slot back."""
+        self.slots.release(self)
+
+
+class ConnectionSlots:
+    """Per-user counts of event connections, in Redis when there is one."""
+
+    def __init__(self, redis_url: str, prefix: str) -> None:
+        self.redis_url = redis_url
+        self.prefix = prefix
+        self._local: defaultdict[int, int] = defaultdict(int)
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._last_error_log = 0.0
+
+    def _key(self, user_id: int) -> str:
+        return f"{self.prefix}:event-connections:{user_id}"
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            import redis
+
+            self._client = redis.Redis.from_url(
+                self.redis_url, socket_timeout=1, socket_connect_timeout=1
+            )
+        return self._client
+
+    def take(self, user_id: int, limit: int) -> Slot:
+        """Take a slot for the user, or raise TooManyConnectionsError."""
+        slot_id = secrets.token_hex(8)
+        if self.redis_url:
+            now = time.time()
+            try:
+                taken = self._redis().eval(
+                    _TAKE,
+                    1,
+                    self._key(user_id),
+                    now,
+                    now + SLOT_SECONDS,
+                    limit,
+                    slot_id,
+                    math.ceil(SLOT_SECONDS * 2),
+                )
+            except Exception as error:  # Redis down: count in this process instead
+                self._client = None
+                self._log_error("connection slots fall back to this process: %s", error)
+            else:
+                if not taken:
+                    raise TooManyConnectionsError(retry_after=5)
+                return Slot(self, user_id, slot_id, shared=True)
+        with self._lock:
+            if self._local[user_id] >= limit:
+                raise TooManyConnectionsError(retry_after=5)
+            self._local[user_id] += 1
+        return Slot(self, user_id, slot_id, shared=False)
+
+    def renew(self, slot: Slot) -> None:
+        """Move a shared slot's expiry on."""
+        try:
+            self._redis().zadd(self._key(slot.user_id), {slot.slot_id: time.time() + SLOT_SECONDS})
+        except Exception as error:
+            self._client = None
+            self._log_error("could not renew a connection slot: %s", error)
+
+    def release(self, slot: Slot) -> None:
+        """Give a slot back."""
+        if slot.shared:
+            try:
+                self._redis().zrem(self._key(slot.user_id), slot.slot_id)
+            except Exception as error:  # it expires by itself
+                self._client = None
+                self._log_error("could not release a connection slot: %s", error)
+            return
+        with self._lock:
+            self._local[slot.user_id] -= 1
+            if self._local[slot.user_id] <= 0:
+                del self._local[slot.user_id]
+
+    def _log_error(self, message: str, error: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log > 10:
+            self._last_error_log = now
+            log.warning(message, error)
+
+
+_slots: dict[tuple[str, str], ConnectionSlots] = {}
+_slots_lock = threading.Lock()
+
+
+def get_slots(redis_url: str, prefix: str) -> ConnectionSlots:
+    """Return this process's slot counter for these settings."""
+    with _slots_lock:
+        key = (redis_url, prefix)
+        if key not in _slots:
+            _slots[key] = ConnectionSlots(redis_url, prefix)
+        return _slots[key]
