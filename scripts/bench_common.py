@@ -66,12 +66,16 @@ def migrate(database_url: str) -> None:
 
 
 def start_server(
-    env: dict[str, str], port: int, app: str = "wsgi:app", ready_path: str = "/readyz"
+    env: dict[str, str],
+    port: int,
+    app: str = "wsgi:app",
+    ready_path: str = "/readyz",
+    tree: Path = ROOT,
 ) -> subprocess.Popen[bytes]:
-    """Start ``gunicorn -c gunicorn.conf.py <app>`` on ``port``; wait until it answers."""
+    """Start ``gunicorn -c gunicorn.conf.py <app>`` of the work tree ``tree`` on ``port``."""
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app],
-        cwd=ROOT,
+        cwd=tree,
         env={**env, "PORT": str(port), "HOST": "127.0.0.1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -26,6 +26,7 @@ from bench_common import (
     drop_database,
     migrate,
     production_env,
+    start_server,
     stop_server,
 )
 from bench_http import SCENARIOS, run_wrk
@@ -35,29 +36,9 @@ PORTS = {"before": 8721, "after": 8722}
 
 
 def start(tree: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
-    """Start ``gunicorn -c gunicorn.conf.py wsgi:app`` of the work tree ``tree`` on ``port``."""
-    from bench_common import start_server
-
+    """Start the production configuration of the work tree ``tree`` on ``port``."""
     env = production_env(database_url, RATELIMIT_ENABLED="false", REDIS_URL="")
-    env["PYTHONPATH"] = str(tree)
-    if tree == ROOT:
-        return start_server(env, port)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=tree,
-        env={**env, "PORT": str(port), "HOST": "127.0.0.1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return process
-        except requests.RequestException:
-            pass
-        subprocess.run(["sleep", "0.2"], check=True)
-    process.terminate()
-    raise SystemExit(f"gunicorn of {tree} did not start")
+    return start_server({**env, "PYTHONPATH": str(tree)}, port, tree=tree)
 
 
 def token(port: int, username: str) -> str:
