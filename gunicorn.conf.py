@@ -9,19 +9,24 @@ from typing import Any
 
 from gunicorn import glogging
 
-from app.core.http import DRAIN_LIMIT
-from app.library_overrides import close_after_oversized_body, install_problem_errors
-
 bind = (
     os.environ.get("GUNICORN_BIND")
     or f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 )
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
-# gthread: each long-poll or event stream holds a thread while it waits (without a database
-# connection), so ordinary requests keep the other threads. GUNICORN_THREADS=1 gives plain sync
-# workers, for deployments that serve no events. See the README's "Deploying" section.
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or ("gthread" if threads > 1 else "sync")
+_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql"))
+# On PostgreSQL, gevent: a waiting event stream or long-poll is a greenlet of a few dozen KB,
+# not a thread, so a worker holds thousands of them while ordinary requests go on (psycopg,
+# redis-py and SQLAlchemy's pool cooperate with gevent; password hashing runs on a real thread,
+# see app.core.security). On SQLite, gthread: the sqlite3 module blocks the whole process
+# while it waits for the write lock, which would stall every greenlet of a gevent worker.
+# GUNICORN_THREADS=1 gives plain sync workers, for deployments that serve no events.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or (
+    "gevent" if _postgres else ("gthread" if threads > 1 else "sync")
+)
+#: Connections one gevent worker serves at once (event streams and waiting long-polls included).
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "10000"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
@@ -66,7 +71,7 @@ logger_class = ParleyLogger
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "app.core.logging.JsonFormatter"}},
+    "formatters": {"json": {"()": "app.core.log_format.JsonFormatter"}},
     "handlers": {
         "stderr": {
             "class": "logging.StreamHandler",
@@ -116,11 +121,11 @@ def on_exit(server: Any) -> None:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 
-install_problem_errors()
-
-
 def pre_request(worker: Any, req: Any) -> None:
     """Close the connection after a body too large to drain (its 413 says so)."""
+    from app.core.http import DRAIN_LIMIT
+    from app.library_overrides import close_after_oversized_body
+
     close_after_oversized_body(req, DRAIN_LIMIT)
 
 
@@ -132,6 +137,9 @@ def post_worker_init(worker: Any) -> None:
     worker for up to that long. They answer now instead and the clients reconnect elsewhere.
     """
     from app.core.wakeup import begin_shutdown
+    from app.library_overrides import install_problem_errors
+
+    install_problem_errors()  # in the worker, after gevent (if it is the worker) patched it
 
     stop_gracefully = signal.getsignal(signal.SIGTERM)
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from flask import Flask, send_from_directory
-from swagger_ui_bundle import swagger_ui_path
-from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.wrappers import Response
+# Heavy imports wait until an app is created: gunicorn's master loads the log formatter of
+# app.core.log_format, which must not bring Flask in (see there).
+if TYPE_CHECKING:
+    from flask import Flask
 
-from config import Config, config_from_env, default_redis_prefix
+    from config import Config
 
 OPENAPI_SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
@@ -30,6 +29,10 @@ OPENAPI_SECURITY_SCHEMES = {
 
 def create_app(config_class: type[Config] | None = None, **overrides: Any) -> Flask:
     """Create and configure the Flask application."""
+    from flask import Flask
+
+    from config import config_from_env, default_redis_prefix
+
     config_class = config_class or config_from_env()
     config_class.validate()
     app = Flask(
@@ -68,6 +71,9 @@ def _id_converter() -> type:
 
 def register_extensions(app: Flask) -> None:
     """Bind the database, migrations, JWT and the API to the app."""
+    import sqlalchemy as sa
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
     from app import models  # noqa: F401 - every table on the metadata, for Alembic
     from app.api.security import init_jwt
     from app.core.headers import init_security_headers
@@ -163,8 +169,10 @@ def register_error_handlers(app: Flask) -> None:
 
 def register_docs_assets(app: Flask) -> None:
     """Serve Swagger UI's files from the installed package, so /api/docs works offline."""
+    from flask import send_from_directory
+    from swagger_ui_bundle import swagger_ui_path
 
-    def swagger_ui_asset(filename: str) -> Response:
+    def swagger_ui_asset(filename: str) -> Any:
         return send_from_directory(str(swagger_ui_path), filename, max_age=86400)
 
     app.add_url_rule("/api/docs/assets/<path:filename>", "swagger_ui_asset", swagger_ui_asset)
@@ -178,6 +186,8 @@ def register_shell_context(app: Flask) -> None:
     """
     import importlib
     import pkgutil
+
+    import sqlalchemy as sa
 
     from app import services
 

@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import re
 import sys
 import time
-from typing import Any
 
-import orjson
 from flask import Flask, Response, g, request
+
+from app.core.log_format import JsonFormatter
 
 #: A client-supplied X-Request-ID is kept only when it looks like an id, never as free text.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 access_log = logging.getLogger("parley.access")
-
-
-class JsonFormatter(logging.Formatter):
-    """Format each record as one JSON object on one line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Return the record as JSON, with any ``extra={"fields": {...}}`` merged in."""
-        entry: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            "pid": record.process,
-        }
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            entry["traceback"] = self.formatException(record.exc_info)
-        try:
-            return orjson.dumps(entry, default=str).decode()
-        except orjson.JSONEncodeError:  # what orjson refuses (integers beyond 64 bits)
-            return json.dumps(entry, default=str)
-
-
-JsonFormatter.converter = time.gmtime
 
 
 #: Loggers written as JSON to stderr: Parley's own, and libraries whose warnings operators need

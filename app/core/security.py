@@ -7,12 +7,37 @@ import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.core.utils import on_gevent
+
+T = TypeVar("T")
+
+
+def off_the_event_loop(work: Callable[..., T], *args: Any) -> T:
+    """Run CPU-heavy ``work`` so that it stalls no other request.
+
+    Under gevent (the production worker on PostgreSQL) every request of a worker shares one OS
+    thread: tens of milliseconds of scrypt there would stall every other request and stream of
+    the worker. ``hashlib.scrypt`` releases the GIL, so on gevent's pool of real threads it runs
+    beside them (and on the second core). Elsewhere (threads, tests) it runs in place.
+    """
+    if on_gevent():
+        import gevent
+
+        return cast(T, gevent.get_hub().threadpool.apply(work, args))
+    return work(*args)
 
 
 def hash_password(password: str, method: str) -> str:
     """Hash a password with werkzeug using ``method`` (e.g. ``scrypt:65536:8:2``)."""
+    return off_the_event_loop(_hash, password, method)
+
+
+def _hash(password: str, method: str) -> str:
     return generate_password_hash(password, method=method)
 
 
@@ -20,6 +45,10 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
     """Check a password; an unknown, corrupt or missing stored hash is simply a mismatch."""
     if not stored_hash:
         return False
+    return off_the_event_loop(_check, stored_hash, password)
+
+
+def _check(stored_hash: str, password: str) -> bool:
     try:
         return check_password_hash(stored_hash, password)
     except (ValueError, TypeError, OverflowError, MemoryError):

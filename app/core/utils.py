@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 
 from werkzeug.routing import IntegerConverter
@@ -34,3 +35,9 @@ def iso_z(moment: datetime) -> str:
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
+
+
+def on_gevent() -> bool:
+    """Whether this process runs on gevent (the production worker on PostgreSQL)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))

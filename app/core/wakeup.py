@@ -23,6 +23,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from app.core.utils import on_gevent
+
 log = logging.getLogger("parley.wakeup")
 
 #: Reads the newest position of each of these users' logs (the database, in an app context).
@@ -40,7 +42,8 @@ def shutting_down() -> bool:
 def begin_shutdown() -> None:
     """Make every waiting long-poll return and every event stream end, so the process can stop.
 
-    Safe to call from a signal handler: the waking happens on a thread of its own.
+    Safe to call from a signal handler: the waking happens on a thread of its own (a greenlet
+    on gevent, where a signal handler runs in the event loop and may not wait for anything).
     """
     _stopping.set()
 
@@ -50,7 +53,12 @@ def begin_shutdown() -> None:
         for hub in wakers:
             hub.wake_all()
 
-    threading.Thread(target=wake_all, name="parley-shutdown", daemon=True).start()
+    if on_gevent():
+        import gevent
+
+        gevent.spawn(wake_all)
+    else:
+        threading.Thread(target=wake_all, name="parley-shutdown", daemon=True).start()
 
 
 class Waker:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -354,7 +355,11 @@ def test_logout_ends_a_waiting_long_poll(
 def test_one_user_holds_at_most_the_configured_event_connections(
     database_url: str, _schema: None
 ) -> None:
-    app = make_app(database_url, EVENTS_MAX_CONNECTIONS_PER_USER=3, REDIS_URL="")
+    # A namespace of its own: streams other tests left open hold slots of their users' ids.
+    prefix = f"parley-test-{uuid.uuid4().hex}"
+    app = make_app(
+        database_url, EVENTS_MAX_CONNECTIONS_PER_USER=3, REDIS_URL="", REDIS_PREFIX=prefix
+    )
     try:
         client = app.test_client()
         users = UserFactory(app, client)

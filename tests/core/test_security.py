@@ -54,3 +54,21 @@ def test_tokens() -> None:
     assert len(security.hash_token(first)) == 64
     assert security.signature_matches("v", security.sign("v", "k"), "k")
     assert not security.signature_matches("v", security.sign("v", "k"), "other")
+
+
+def test_on_gevent_password_work_runs_on_a_real_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under gevent, scrypt goes to gevent's pool of OS threads, off the event loop."""
+    import threading
+
+    ran_on: list[int] = []
+    real_hash = security._hash
+
+    def spy(password: str, method: str) -> str:
+        ran_on.append(threading.get_ident())
+        return real_hash(password, method)
+
+    monkeypatch.setattr(security, "on_gevent", lambda: True)
+    monkeypatch.setattr(security, "_hash", spy)
+    stored = security.hash_password("correct horse battery", "scrypt:1024:8:1")
+    assert security.verify_password(stored, "correct horse battery")
+    assert ran_on and ran_on[0] != threading.get_ident()
