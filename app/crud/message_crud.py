@@ -11,15 +11,11 @@ from app.crud.conversation_sql import (
     is_unread,
     membership_exists,
     message_columns,
-    message_resource,
 )
 from app.crud.conversation_sql import messages as _messages
 from app.database import db
 from app.database.base import UTCDateTime, row_dicts
 from app.models.conversation_models import Message
-
-#: The Message resource of a loaded (or just written) message.
-resource_of = message_resource
 
 
 def get_message(conversation_id: int, seq: int) -> Message | None:

@@ -144,7 +144,7 @@ def emit(events: Sequence[Event]) -> None:
             )
             next_seq[user_id] += 1
     event_crud.add_events(rows)
-    _wake_after_commit(counts)
+    wake_after_commit(counts)
 
 
 def emit_to_all_members(type: str, conversation_id: int, data: Mapping[str, Any]) -> None:
@@ -155,15 +155,11 @@ def emit_to_all_members(type: str, conversation_id: int, data: Mapping[str, Any]
     """
     recipients = event_crud.fan_out(conversation_id, type, None, _jsonable(data), utcnow())
     if recipients:
-        _wake_after_commit(recipients)
+        wake_after_commit(recipients)
 
 
 def wake_after_commit(user_ids: Iterable[int]) -> None:
     """Wake these users' waiting event readers once the transaction commits (they re-check)."""
-    _wake_after_commit(user_ids)
-
-
-def _wake_after_commit(user_ids: Iterable[int]) -> None:
     # One wake-up per transaction, for every user it wrote events for.
     pending: set[int] | None = db.session.info.get(_PENDING_KEY)
     if pending is None:

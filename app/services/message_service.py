@@ -23,6 +23,7 @@ from app.core.errors import ConflictError, ForbiddenError, NotFoundError
 from app.core.locks import LocalQueue
 from app.core.utils import GROUP, OWNER
 from app.crud import message_crud
+from app.crud.conversation_sql import message_resource
 from app.database.base import utcnow
 from app.database.connection import end_read, transactional
 from app.models.conversation_models import Message
@@ -90,7 +91,7 @@ def _send(
 def _emit(type: str, message: Message) -> dict[str, Any]:
     """Tell every member; return the Message resource."""
     # Members cannot change meanwhile: every caller holds the conversation's row lock.
-    data = message_crud.resource_of(message)
+    data = message_resource(message)
     event_service.emit_to_all_members(type, message.conversation_id, data)
     return data
 
@@ -101,7 +102,7 @@ def _replay(conversation_id: int, sender_id: int, body: str, client_id: str) -> 
     existing = message_crud.get_by_client_id(conversation_id, sender_id, client_id)
     if existing is None:  # pragma: no cover - the constraint that fired names this row
         raise ConflictError("The message could not be stored; try again.")
-    return message_crud.resource_of(_same_send(existing, body))
+    return message_resource(_same_send(existing, body))
 
 
 def list_messages(
