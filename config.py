@@ -97,6 +97,9 @@ class Config:
     EVENTS_MAX_CONNECTIONS_PER_USER = as_int(os.environ.get("EVENTS_MAX_CONNECTIONS_PER_USER"), 10)
     #: Seconds between keep-alive comments on an idle event stream.
     EVENTS_KEEPALIVE_SECONDS = float(os.environ.get("EVENTS_KEEPALIVE_SECONDS") or 15.0)
+    #: Seconds a write to an event stream may block before the stream is closed (the backstop
+    #: for a client that stops reading; normally it is closed at 256 KB unsent, without blocking).
+    EVENTS_SEND_TIMEOUT_SECONDS = float(os.environ.get("EVENTS_SEND_TIMEOUT_SECONDS") or 10.0)
 
     # Tokens
     JWT_ALGORITHM = "HS256"

@@ -22,7 +22,12 @@ from app.schemas.conversation_schema import (
     dump_conversation,
 )
 from app.schemas.fields import PageQuerySchema
-from app.services import conversation_service, member_service, read_marker_service
+from app.services import (
+    conversation_service,
+    member_service,
+    read_marker_service,
+    typing_service,
+)
 
 blp = Blueprint(
     "conversations",
@@ -79,6 +84,14 @@ def get_conversation(conversation_id: int) -> Any:
 def update_conversation(data: dict[str, Any], conversation_id: int) -> Any:
     """Rename a group (owners only)."""
     return conversation_service.update_title(conversation_id, current_user_id(), data["title"])
+
+
+@blp.route("/<id:conversation_id>/typing", methods=["POST"])
+@auth_required
+@blp.response(204)
+def signal_typing(conversation_id: int) -> None:
+    """Tell the other members' open event streams that the caller is typing (ephemeral)."""
+    typing_service.signal_typing(conversation_id, current_user_id())
 
 
 @blp.route("/<id:conversation_id>/members", methods=["GET"])

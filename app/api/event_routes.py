@@ -8,9 +8,10 @@ from flask import Response, current_app, request, stream_with_context
 
 from app.api.security import auth_required, current_claims, current_user_id
 from app.core.errors import FieldError
+from app.core.peer import Peer
 from app.extensions import Blueprint
 from app.schemas.event_schema import EventPageSchema, EventQuerySchema, StreamQuerySchema
-from app.services import auth_service, event_service
+from app.services import auth_service, event_service, event_stream_service
 
 blp = Blueprint("events", __name__, url_prefix="/events", description="Real-time events.")
 
@@ -55,13 +56,17 @@ def stream_events(query: dict[str, Any]) -> Response:
             raise
         raise FieldError(error.message, "Last-Event-ID", error.problem) from None
     slot = event_service.open_connection(user_id)
-    events = event_service.stream(
+    events = event_stream_service.stream(
         user_id,
         since,
         still_valid=lambda: auth_service.check_access(claims),
         keepalive=float(current_app.config["EVENTS_KEEPALIVE_SECONDS"]),
         expires_at=float(claims["exp"]),
         slot=slot,
+        peer=Peer(
+            request.environ.get("gunicorn.socket"),
+            float(current_app.config["EVENTS_SEND_TIMEOUT_SECONDS"]),
+        ),
     )
     response = Response(
         stream_with_context(events),

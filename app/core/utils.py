@@ -11,7 +11,9 @@ from werkzeug.routing import IntegerConverter
 MAX_ID = 2**63 - 1
 
 #: Members of a group conversation, its creator included.
-MAX_GROUP_MEMBERS = 500
+MAX_GROUP_MEMBERS = 5000
+#: User ids one call may name (creating a group, adding members).
+MAX_IDS_PER_CALL = 500
 
 #: Conversation kinds and member roles, as stored and as the API names them.
 DIRECT, GROUP = "direct", "group"

@@ -1,6 +1,6 @@
 """Wake waiting event readers when a transaction that wrote their events commits.
 
-Each waiting reader (a long-poll, a stream) waits on an event of its own, filed under its user.
+Each open event connection (a long-poll, a stream) is a :class:`Listener`, filed under its user.
 A commit wakes the readers of the users it wrote events for, and no others: in this process
 directly and, when ``REDIS_URL`` is set, in every other process through one Redis subscription
 per process (on a channel named after ``REDIS_PREFIX``, so that deployments sharing a Redis never
@@ -11,6 +11,10 @@ Pub/sub is at-most-once and Redis may be down. While the subscription is not up,
 process checks the database for *all* its waiting readers together, every
 ``EVENTS_POLL_SECONDS``, in one statement (each reader's user and position), and wakes those
 whose log moved: the statements per second stay the same for ten readers or ten thousand.
+
+The same subscription carries **ephemeral events** (typing, presence): they go to the open
+streams of their recipients in every process, and are never written anywhere. Without Redis they
+reach the streams of the process that made them only.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from app.core.peer import Listener
 from app.core.utils import on_gevent
 
 log = logging.getLogger("parley.wakeup")
@@ -70,11 +75,8 @@ class Waker:
         self.channel = f"{prefix}:events"
         self._lock = threading.Lock()
         self._versions: defaultdict[int, int] = defaultdict(int)
-        #: Each waiting reader: its wake-up event, under its user.
-        self._waiters: dict[int, set[threading.Event]] = {}
-        #: Per waiting user, the lowest log position a reader has seen: the poller wakes them
-        #: when the log moves past it.
-        self._seen: dict[int, int] = {}
+        #: Each open event connection, under its user.
+        self._listeners: dict[int, set[Listener]] = {}
         self._read_positions: PositionReader | None = None
         self._publisher: Any = None
         self._subscriber: threading.Thread | None = None
@@ -101,35 +103,60 @@ class Waker:
         with self._lock:
             return self._versions[user_id]
 
-    def wait(self, user_id: int, seen_version: int, timeout: float, position: int) -> bool:
-        """Sleep until the user's readers are woken, or ``timeout`` seconds pass.
+    def attach(self, user_id: int, ephemeral: bool = False) -> Listener:
+        """Register an open event connection; ``ephemeral``: it takes typing and presence."""
+        self._ensure_started()
+        listener = Listener(user_id, ephemeral)
+        with self._lock:
+            self._listeners.setdefault(user_id, set()).add(listener)
+        return listener
+
+    def detach(self, listener: Listener) -> None:
+        """Forget a closed event connection."""
+        with self._lock:
+            listeners = self._listeners.get(listener.user_id)
+            if listeners is not None:
+                listeners.discard(listener)
+                if not listeners:
+                    del self._listeners[listener.user_id]
+
+    def wait(self, listener: Listener, seen_version: int, timeout: float, position: int) -> bool:
+        """Sleep until the listener is woken, or ``timeout`` seconds pass.
 
         ``seen_version`` (from :meth:`version`, taken before the reader checked the database)
         and ``position`` (how far that check read) make sure that nothing committed since then
-        is slept through. Returns True when woken, False when the time ran out.
+        is slept through. Returns True when woken (by its log, an ephemeral event, a hang-up or
+        the process stopping), False when the time ran out.
         """
-        self._ensure_started()
-        event = threading.Event()
         with self._lock:
-            if self._versions[user_id] != seen_version or _stopping.is_set():
+            if (
+                self._versions[listener.user_id] != seen_version
+                or _stopping.is_set()
+                or listener.inbox
+                or listener.hung_up
+            ):
                 return True
-            self._waiters.setdefault(user_id, set()).add(event)
-            self._seen[user_id] = min(self._seen.get(user_id, position), position)
+            listener.event.clear()
+            listener.position = position
         try:
-            return event.wait(max(timeout, 0))
+            return listener.event.wait(max(timeout, 0))
         finally:
-            with self._lock:
-                waiting = self._waiters.get(user_id)
-                if waiting is not None:
-                    waiting.discard(event)
-                    if not waiting:
-                        del self._waiters[user_id]
-                        self._seen.pop(user_id, None)
+            listener.position = None
 
     def waiting(self) -> int:
         """Return how many readers of this process are waiting."""
         with self._lock:
-            return sum(len(events) for events in self._waiters.values())
+            return sum(
+                1
+                for listeners in self._listeners.values()
+                for listener in listeners
+                if listener.position is not None
+            )
+
+    def connected_users(self) -> list[int]:
+        """Return the users holding an event connection to this process."""
+        with self._lock:
+            return list(self._listeners)
 
     @property
     def redis_healthy(self) -> bool:
@@ -143,8 +170,17 @@ class Waker:
         with self._lock:
             for user_id in user_ids:
                 self._versions[user_id] += 1
-                for event in self._waiters.get(user_id, ()):
-                    event.set()
+                for listener in self._listeners.get(user_id, ()):
+                    listener.event.set()
+
+    def deliver_local(self, user_ids: Iterable[int], type: str, data: Mapping[str, Any]) -> None:
+        """Hand an ephemeral event to this process's open streams of these users."""
+        with self._lock:
+            for user_id in user_ids:
+                for listener in self._listeners.get(user_id, ()):
+                    if listener.inbox is not None:
+                        listener.inbox.append((type, data))
+                        listener.event.set()
 
     def publish(self, user_ids: Iterable[int]) -> None:
         """Wake the readers of these users in this process and, through Redis, everywhere."""
@@ -160,12 +196,29 @@ class Waker:
             self._publisher = None
             self._log_error("publish failed, readers elsewhere fall back to polling: %s", error)
 
+    def publish_ephemeral(
+        self, user_ids: Iterable[int], type: str, data: Mapping[str, Any]
+    ) -> None:
+        """Send an ephemeral event to these users' open streams, in every process with Redis."""
+        ids = sorted(set(user_ids))
+        if not ids:
+            return
+        if not self.redis_url:
+            self.deliver_local(ids, type, data)
+            return
+        try:  # every process, this one included, delivers it from the subscription
+            self._redis().publish(self.channel, json.dumps({"to": ids, "type": type, "data": data}))
+        except Exception as error:  # Redis down: this process's streams only
+            self._publisher = None
+            self._log_error("ephemeral event not shared, Redis is down: %s", error)
+            self.deliver_local(ids, type, data)
+
     def wake_all(self) -> None:
-        """Wake every waiting reader of this process (they re-check: stopping, say)."""
+        """Wake every reader of this process (they re-check: stopping, say)."""
         with self._lock:
-            for events in self._waiters.values():
-                for event in events:
-                    event.set()
+            for listeners in self._listeners.values():
+                for listener in listeners:
+                    listener.event.set()
 
     # -- the subscriber and the poller -------------------------------------------------------
 
@@ -212,12 +265,18 @@ class Waker:
                 while True:
                     message = pubsub.get_message(timeout=5)
                     if message and message.get("type") == "message":
-                        self.notify_local(json.loads(message["data"]))
+                        self._received(json.loads(message["data"]))
             except Exception as error:
                 self._subscribed.clear()
                 self._log_error("subscriber lost Redis, polling the database: %s", error)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _received(self, payload: Any) -> None:
+        if isinstance(payload, dict):  # an ephemeral event
+            self.deliver_local(payload["to"], payload["type"], payload["data"])
+        else:  # the users whose logs moved
+            self.notify_local(payload)
 
     def _poll_forever(self) -> None:
         while True:
@@ -230,23 +289,24 @@ class Waker:
 
     def poll_once(self) -> None:
         """Check the database once for every waiting reader; wake those whose log moved."""
+        seen: dict[int, int] = {}  # per waiting user, the lowest position one of them has read
         with self._lock:
-            seen = dict(self._seen)
+            for user_id, listeners in self._listeners.items():
+                for listener in listeners:
+                    position = listener.position
+                    if position is not None:
+                        seen[user_id] = min(seen.get(user_id, position), position)
         if not seen or self._read_positions is None:
             return
         newest = self._read_positions(sorted(seen))
         self.polls += 1
         moved = [user_id for user_id, position in newest.items() if position > seen[user_id]]
         if moved:
-            with self._lock:
-                for user_id in moved:
-                    if user_id in self._seen:
-                        self._seen[user_id] = max(self._seen[user_id], newest[user_id])
             self.notify_local(moved)
 
     def _wake_everyone(self) -> None:
         with self._lock:
-            for user_id in list(self._waiters):
+            for user_id in list(self._listeners):
                 self._versions[user_id] += 1
         self.wake_all()
 

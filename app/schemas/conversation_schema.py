@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from app.core.utils import DIRECT, GROUP, KINDS, MAX_GROUP_MEMBERS, MAX_ID, ROLES
+from app.core.utils import DIRECT, GROUP, KINDS, MAX_ID, MAX_IDS_PER_CALL, ROLES
 from app.schemas.dumpers import compile_dumper
 from app.schemas.fields import BodySchema, Name, Text, UTCTimestamp
 from app.schemas.user_schema import UserSchema
@@ -69,10 +69,10 @@ class ConversationCreateSchema(BodySchema):
     member_ids = fields.List(
         IdField(),
         required=True,
-        validate=validate.Length(max=MAX_GROUP_MEMBERS),
+        validate=validate.Length(max=MAX_IDS_PER_CALL),
         metadata={
             "description": "direct: exactly one user id (your own for notes to self); "
-            "group: up to 499 others."
+            "group: up to 500 others in this call (a group grows to 5,000 members by adding more)."
         },
     )
 
@@ -113,7 +113,7 @@ class MembersAddSchema(BodySchema):
     """``POST /conversations/{id}/members``."""
 
     user_ids = fields.List(
-        IdField(), required=True, validate=validate.Length(min=1, max=MAX_GROUP_MEMBERS)
+        IdField(), required=True, validate=validate.Length(min=1, max=MAX_IDS_PER_CALL)
     )
 
 

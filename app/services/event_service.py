@@ -17,9 +17,8 @@ conversations the user is no longer in (except their own removal).
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from flask import current_app
 
 from app.core.connection_slots import Slot, get_slots
 from app.core.errors import AppError, FieldError
+from app.core.peer import Listener
 from app.core.utils import iso_z
 from app.core.wakeup import Waker, get_waker, shutting_down
 from app.crud import event_crud
@@ -72,13 +72,14 @@ def _positions_reader(app_context: Callable[[], Any]) -> Callable[[list[int]], d
     return read
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Turn datetimes inside a value into the API's timestamps, for JSON."""
     if isinstance(value, datetime):
         return iso_z(value)
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -138,7 +139,7 @@ def emit(events: Sequence[Event]) -> None:
                     "type": event.type,
                     "conversation_id": event.conversation_id,
                     "subject_id": event.subject_id,
-                    "data": _jsonable(event.data_for(user_id)),
+                    "data": jsonable(event.data_for(user_id)),
                     "created_at": now,
                 }
             )
@@ -153,7 +154,7 @@ def emit_to_all_members(type: str, conversation_id: int, data: Mapping[str, Any]
     The caller holds the conversation's row lock (members cannot change meanwhile). Two
     statements, however large the conversation, where :func:`emit` needs a row per recipient.
     """
-    recipients = event_crud.fan_out(conversation_id, type, None, _jsonable(data), utcnow())
+    recipients = event_crud.fan_out(conversation_id, type, None, jsonable(data), utcnow())
     if recipients:
         wake_after_commit(recipients)
 
@@ -169,7 +170,8 @@ def wake_after_commit(user_ids: Iterable[int]) -> None:
     pending.update(user_ids)
 
 
-def _event_view(event: UserEvent) -> dict[str, Any]:
+def event_view(event: UserEvent) -> dict[str, Any]:
+    """Return a log row as the API's Event."""
     return {
         "cursor": str(event.seq),
         "type": event.type,
@@ -249,6 +251,22 @@ def _poll(
     slot: Slot | None,
 ) -> dict[str, Any]:
     hub = waker()
+    listener = hub.attach(user_id)
+    try:
+        return _poll_until(hub, listener, since, timeout, still_valid, slot)
+    finally:
+        hub.detach(listener)
+
+
+def _poll_until(
+    hub: Waker,
+    listener: Listener,
+    since: int,
+    timeout: float,
+    still_valid: Callable[[], bool],
+    slot: Slot | None,
+) -> dict[str, Any]:
+    user_id = listener.user_id
     deadline = time.monotonic() + timeout
     first = True
     while True:
@@ -260,7 +278,7 @@ def _poll(
             raise SessionEndedError()
         first = False
         events, scanned = event_crud.events_after(user_id, since, BATCH)
-        views = [_event_view(e) for e in events]
+        views = [event_view(e) for e in events]
         end_read()
         more = scanned > since  # a batch of hidden events: read on at once
         since = scanned
@@ -269,49 +287,7 @@ def _poll(
             # Stopping: answer now with what there is; the client polls again elsewhere.
             return {"events": views, "next": str(since)}
         if not more:
-            hub.wait(user_id, version, remaining, position=since)
-
-
-def stream(
-    user_id: int,
-    since: int,
-    still_valid: Callable[[], bool],
-    keepalive: float,
-    expires_at: float,
-    slot: Slot,
-) -> Iterator[str]:
-    """Yield Server-Sent Events after ``since`` until the token expires or its session ends.
-
-    ``slot`` (from :func:`open_connection`) is renewed while the stream lasts; the caller
-    releases it when the response closes.
-    """
-    hub = waker()
-    last_sent = time.monotonic()
-    yield "retry: 2000\n\n"
-    while True:
-        slot.renew()
-        now = time.monotonic()
-        if time.time() >= expires_at or shutting_down() or not still_valid():
-            # Stopping ends the stream too; the client reconnects with Last-Event-ID.
-            end_read()
-            return
-        version = hub.version(user_id)
-        events, scanned = event_crud.events_after(user_id, since, BATCH)
-        views = [_event_view(e) for e in events]
-        end_read()
-        more = scanned > since  # a batch of hidden events: read on at once
-        since = scanned
-        for view in views:
-            body = json.dumps(_jsonable(view), separators=(",", ":"))
-            yield f"id: {view['cursor']}\nevent: {view['type']}\ndata: {body}\n\n"
-            last_sent = time.monotonic()
-        if more:
-            continue
-        if now - last_sent >= keepalive:
-            yield ": keep-alive\n\n"
-            last_sent = time.monotonic()
-        wait_for = min(keepalive - (time.monotonic() - last_sent), expires_at - time.time())
-        hub.wait(user_id, version, max(wait_for, 0.05), position=since)
+            hub.wait(listener, version, remaining, position=since)
 
 
 def start_stream(user_id: int, cursor: str | None) -> int:

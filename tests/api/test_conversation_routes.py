@@ -163,7 +163,7 @@ class TestGroups:
         assert_problem(client.post(URL, json=body, headers=alice.headers), 422, "validation_error")
         assert count(app, Conversation) == 0
 
-    def test_group_of_up_to_500_members(
+    def test_groups_of_up_to_5000_members_500_ids_per_call(
         self, app: Flask, client: FlaskClient, users: UserFactory
     ) -> None:
         alice = users.create("alice")
@@ -178,27 +178,40 @@ class TestGroups:
                     display_name="m",
                     password_hash="x",
                 )
-                for i in range(500)
+                for i in range(5000)
             )
             db.session.commit()
             ids = list(
                 db.session.scalars(sa.select(User.id).where(User.id != alice.id).order_by(User.id))
             )
         too_many = client.post(
-            URL, json={"kind": "group", "title": "big", "member_ids": ids}, headers=alice.headers
+            URL,
+            json={"kind": "group", "title": "big", "member_ids": ids[:501]},
+            headers=alice.headers,
         )
         assert_problem(too_many, 422)
         ok = client.post(
             URL,
-            json={"kind": "group", "title": "big", "member_ids": ids[:499]},
+            json={"kind": "group", "title": "big", "member_ids": ids[:500]},
             headers=alice.headers,
         )
-        assert ok.status_code == 201 and ok.get_json()["member_count"] == 500
-        extra = client.post(
-            f"{URL}/{ok.get_json()['id']}/members",
-            json={"user_ids": [ids[499]]},
-            headers=alice.headers,
+        assert ok.status_code == 201 and ok.get_json()["member_count"] == 501
+        group_id = ok.get_json()["id"]
+        members_url = f"{URL}/{group_id}/members"
+        assert_problem(
+            client.post(members_url, json={"user_ids": ids[500:1001]}, headers=alice.headers), 422
         )
+        with app.app_context():  # grow it to 4,999 members without 4,000 events each
+            from app.models import Member
+
+            db.session.add_all(
+                Member(conversation_id=group_id, user_id=uid, role="member")
+                for uid in ids[500:4998]
+            )
+            db.session.commit()
+        last = client.post(members_url, json={"user_ids": [ids[4998]]}, headers=alice.headers)
+        assert last.status_code == 200 and len(last.get_json()["items"]) == 5000
+        extra = client.post(members_url, json={"user_ids": [ids[4999]]}, headers=alice.headers)
         assert_problem(extra, 422)
 
     def test_rename_owner_only(self, client: FlaskClient, users: UserFactory, chat: Chat) -> None:

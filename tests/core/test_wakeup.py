@@ -26,12 +26,16 @@ def wait_in_thread(waker: Waker, user_id: int, timeout: float, position: int = 0
     """Start a reader waiting for ``user_id``; the list gets its result when it returns."""
     result: list[bool] = []
     seen = waker.version(user_id)
-    thread = threading.Thread(
-        target=lambda: result.append(waker.wait(user_id, seen, timeout, position)), daemon=True
-    )
-    thread.start()
+    listener = waker.attach(user_id)
+    waiting = waker.waiting()
+
+    def wait() -> None:
+        result.append(waker.wait(listener, seen, timeout, position))
+        waker.detach(listener)
+
+    threading.Thread(target=wait, daemon=True).start()
     deadline = time.monotonic() + 5
-    while waker.waiting() == 0 and time.monotonic() < deadline:
+    while waker.waiting() == waiting and time.monotonic() < deadline:
         time.sleep(0.01)
     return result
 
@@ -59,12 +63,12 @@ def test_a_wake_up_between_check_and_wait_is_not_slept_through() -> None:
     waker = Waker("", poll_seconds=60)
     seen = waker.version(3)
     waker.publish([3])  # committed after the reader checked the database, before it waits
-    assert waker.wait(3, seen, 10, position=0) is True
+    assert waker.wait(waker.attach(3), seen, 10, position=0) is True
 
 
 def test_a_wait_without_wake_up_times_out() -> None:
     waker = Waker("", poll_seconds=60)
-    assert waker.wait(1, waker.version(1), 0.1, position=0) is False
+    assert waker.wait(waker.attach(1), waker.version(1), 0.1, position=0) is False
     waker.publish([])  # nothing to do
 
 
@@ -107,7 +111,7 @@ def test_redis_carries_wake_ups_between_processes() -> None:
     listener = Waker(REDIS_URL, poll_seconds=30, prefix="parley-test-a")
     sender = Waker(REDIS_URL, poll_seconds=30, prefix="parley-test-a")
     stranger = Waker(REDIS_URL, poll_seconds=30, prefix="parley-test-b")
-    listener.wait(42, listener.version(42), 0.01, position=0)  # starts the subscriber
+    listener.attach(41)  # starts the subscriber
     settle(lambda: listener.redis_healthy)
     assert listener.redis_healthy
     result = wait_in_thread(listener, 42, 10)
@@ -123,3 +127,46 @@ def test_one_waker_per_process_and_settings() -> None:
     assert get_waker("", 1.0) is get_waker("", 1.0)
     assert get_waker("", 1.0) is not get_waker("", 2.0)
     assert get_waker("", 1.0, "a") is not get_waker("", 1.0, "b")
+
+
+def test_ephemeral_events_reach_the_users_streams_only() -> None:
+    waker = Waker("", poll_seconds=60)
+    stream, other, poll = waker.attach(5, ephemeral=True), waker.attach(6, True), waker.attach(5)
+    waker.publish_ephemeral([5], "typing", {"user_id": 9})
+    assert stream.take_ephemeral() == [("typing", {"user_id": 9})] and stream.event.is_set()
+    assert other.take_ephemeral() == [] and poll.inbox is None  # long-polls get none
+    for n in range(100):  # a stream that does not read keeps the newest ones only
+        waker.publish_ephemeral([5], "typing", {"n": n})
+    kept = stream.take_ephemeral()
+    assert len(kept) == 64 and kept[-1] == ("typing", {"n": 99})
+    waker.detach(stream)
+    waker.publish_ephemeral([5], "typing", {})  # nobody listening: nothing kept anywhere
+    assert stream.take_ephemeral() == [] and sorted(waker.connected_users()) == [5, 6]
+
+
+def test_a_pending_ephemeral_event_or_hang_up_ends_a_wait_at_once() -> None:
+    waker = Waker("", poll_seconds=60)
+    listener = waker.attach(2, ephemeral=True)
+    waker.deliver_local([2], "presence", {"status": "online"})
+    assert waker.wait(listener, waker.version(2), 10, position=0) is True
+    listener.take_ephemeral()
+    listener.hang_up()
+    assert waker.wait(listener, waker.version(2), 10, position=0) is True
+
+
+@pytest.mark.skipif(not redis_available(), reason="needs a Redis server (CI always has one)")
+def test_redis_carries_ephemeral_events_to_every_process() -> None:
+    here = Waker(REDIS_URL, poll_seconds=30, prefix="parley-test-eph")
+    there = Waker(REDIS_URL, poll_seconds=30, prefix="parley-test-eph")
+    mine, theirs = here.attach(1, ephemeral=True), there.attach(1, ephemeral=True)
+    settle(lambda: here.redis_healthy and there.redis_healthy)
+    here.publish_ephemeral([1, 1], "typing", {"conversation_id": 3})
+    settle(lambda: mine.inbox and theirs.inbox)
+    assert mine.take_ephemeral() == theirs.take_ephemeral() == [("typing", {"conversation_id": 3})]
+
+
+def test_without_redis_up_ephemeral_events_stay_in_the_process() -> None:
+    waker = Waker(DEAD_REDIS, poll_seconds=30)
+    stream = waker.attach(4, ephemeral=True)
+    waker.publish_ephemeral([4], "typing", {})
+    assert stream.take_ephemeral() == [("typing", {})]
