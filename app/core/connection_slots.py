@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from app.core import redis_pool
 from app.core.errors import AppError
 
 log = logging.getLogger("parley.connections")
@@ -82,11 +83,7 @@ class ConnectionSlots:
 
     def _redis(self) -> Any:
         if self._client is None:
-            import redis
-
-            self._client = redis.Redis.from_url(
-                self.redis_url, socket_timeout=1, socket_connect_timeout=1
-            )
+            self._client = redis_pool.client(self.redis_url)
         return self._client
 
     def take(self, user_id: int, limit: int) -> Slot:

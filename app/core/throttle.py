@@ -13,6 +13,8 @@ import threading
 import time
 from typing import Any
 
+from app.core import redis_pool
+
 log = logging.getLogger("parley.throttle")
 
 
@@ -31,11 +33,7 @@ class Throttle:
         if self.redis_url:
             try:
                 if self._client is None:
-                    import redis
-
-                    self._client = redis.Redis.from_url(
-                        self.redis_url, socket_timeout=1, socket_connect_timeout=1
-                    )
+                    self._client = redis_pool.client(self.redis_url)
                 return bool(
                     self._client.set(
                         f"{self.prefix}:once:{key}", 1, nx=True, px=int(seconds * 1000)

@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from app.core import redis_pool
 from app.core.peer import Listener
 from app.core.utils import on_gevent
 
@@ -240,11 +241,7 @@ class Waker:
 
     def _redis(self) -> Any:
         if self._publisher is None:
-            import redis
-
-            self._publisher = redis.Redis.from_url(
-                self.redis_url, socket_timeout=1, socket_connect_timeout=1
-            )
+            self._publisher = redis_pool.client(self.redis_url)
         return self._publisher
 
     def _listen(self) -> None:
