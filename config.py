@@ -100,6 +100,8 @@ class Config:
     #: Seconds a write to an event stream may block before the stream is closed (the backstop
     #: for a client that stops reading; normally it is closed at 256 KB unsent, without blocking).
     EVENTS_SEND_TIMEOUT_SECONDS = float(os.environ.get("EVENTS_SEND_TIMEOUT_SECONDS") or 10.0)
+    #: A user is ``online`` this many seconds after their last event connection closed.
+    PRESENCE_TIMEOUT_SECONDS = float(os.environ.get("PRESENCE_TIMEOUT_SECONDS") or 60.0)
 
     # Tokens
     JWT_ALGORITHM = "HS256"

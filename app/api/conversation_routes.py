@@ -16,6 +16,7 @@ from app.schemas.conversation_schema import (
     ConversationUpdateSchema,
     MemberListSchema,
     MembersAddSchema,
+    PresenceListSchema,
     ReadMarkerSchema,
     ReadStateSchema,
     UnreadMarkerSchema,
@@ -92,6 +93,14 @@ def update_conversation(data: dict[str, Any], conversation_id: int) -> Any:
 def signal_typing(conversation_id: int) -> None:
     """Tell the other members' open event streams that the caller is typing (ephemeral)."""
     typing_service.signal_typing(conversation_id, current_user_id())
+
+
+@blp.route("/<id:conversation_id>/presence", methods=["GET"])
+@auth_required
+@blp.response(200, PresenceListSchema)
+def get_presence(conversation_id: int) -> Any:
+    """Return whether each member is online (`show_presence: false` shows as offline)."""
+    return conversation_service.member_presence(conversation_id, current_user_id())
 
 
 @blp.route("/<id:conversation_id>/members", methods=["GET"])

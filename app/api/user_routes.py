@@ -15,7 +15,7 @@ from app.schemas.user_schema import (
     UserSearchQuerySchema,
     UserUpdateSchema,
 )
-from app.services import auth_service, user_service
+from app.services import auth_service, presence_service, user_service
 
 blp = Blueprint("users", __name__, url_prefix="/users", description="User accounts and profiles.")
 
@@ -34,8 +34,8 @@ def get_me() -> Any:
 @blp.response(200, UserPrivateSchema)
 @blp.alt_response(409, description="Username taken.")
 def update_me(data: dict[str, Any]) -> Any:
-    """Change the caller's display name or username."""
-    return user_service.update_profile(current_user_id(), **data)
+    """Change the caller's display name, username or `show_presence`."""
+    return presence_service.update_profile(current_user_id(), **data)
 
 
 @blp.route("/me", methods=["DELETE"])

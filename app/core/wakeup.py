@@ -207,8 +207,9 @@ class Waker:
         if not self.redis_url:
             self.deliver_local(ids, type, data)
             return
+        message = json.dumps({"to": ids, "type": type, "data": data})  # JSON data only
         try:  # every process, this one included, delivers it from the subscription
-            self._redis().publish(self.channel, json.dumps({"to": ids, "type": type, "data": data}))
+            self._redis().publish(self.channel, message)
         except Exception as error:  # Redis down: this process's streams only
             self._publisher = None
             self._log_error("ephemeral event not shared, Redis is down: %s", error)
@@ -325,3 +326,10 @@ def get_waker(redis_url: str, poll_seconds: float, prefix: str = "parley") -> Wa
         if key not in _wakers:
             _wakers[key] = Waker(redis_url, poll_seconds, prefix)
         return _wakers[key]
+
+
+def waker_for(config: Mapping[str, Any]) -> Waker:
+    """Return this process's waker for an app's configuration."""
+    return get_waker(
+        config["REDIS_URL"], float(config["EVENTS_POLL_SECONDS"]), config["REDIS_PREFIX"]
+    )

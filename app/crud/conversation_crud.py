@@ -128,6 +128,17 @@ def member_ids(conversation_id: int) -> list[int]:
     return list(db.session.scalars(stmt))
 
 
+def co_member_ids(user_id: int) -> list[int]:
+    """Return the users who share at least one conversation with this one (not the user)."""
+    theirs = sa.select(Member.conversation_id).where(Member.user_id == user_id)
+    stmt = (
+        sa.select(Member.user_id)
+        .where(Member.conversation_id.in_(theirs), Member.user_id != user_id)
+        .distinct()
+    )
+    return list(db.session.scalars(stmt))
+
+
 def list_members(conversation_id: int) -> Sequence[Member]:
     """Members of a conversation, longest-standing first."""
     return db.session.scalars(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ _ACCOUNT = sa.select(
     _users.c.email,
     _users.c.is_admin,
     _users.c.is_active,
+    _users.c.show_presence,
 ).where(_users.c.id == sa.bindparam("user_id", type_=sa.BigInteger))
 
 
@@ -154,3 +156,46 @@ def get_users(user_ids: Sequence[int]) -> Sequence[User]:
     if not user_ids:
         return []
     return db.session.scalars(sa.select(User).where(User.id.in_(user_ids))).all()
+
+
+def come_online(user_id: int, now: datetime, offline_before: datetime) -> bool | None:
+    """Set ``last_seen_at`` to ``now`` if it was older than ``offline_before`` (or never set).
+
+    Returns the user's ``show_presence`` when it did (the user was offline and comes online),
+    None when the user was online already. One conditional statement: of two processes racing,
+    one wins.
+    """
+    stmt = (
+        sa.update(_users)
+        .where(
+            _users.c.id == user_id,
+            sa.or_(_users.c.last_seen_at.is_(None), _users.c.last_seen_at < offline_before),
+        )
+        .values(last_seen_at=now, updated_at=_users.c.updated_at)
+        .returning(_users.c.show_presence)
+    )
+    return db.session.execute(stmt).scalar()
+
+
+def mark_seen(user_ids: Sequence[int], now: datetime) -> None:
+    """Set these users' ``last_seen_at`` to ``now`` (never back); ``updated_at`` stays."""
+    ids = sorted(user_ids)  # rows locked in one order by every process
+    for start in range(0, len(ids), 1000):
+        db.session.execute(
+            sa.update(_users)
+            .where(
+                _users.c.id.in_(ids[start : start + 1000]),
+                sa.or_(_users.c.last_seen_at.is_(None), _users.c.last_seen_at < now),
+            )
+            .values(last_seen_at=now, updated_at=_users.c.updated_at)
+        )
+
+
+def presence(user_ids: Sequence[int]) -> dict[int, tuple[datetime | None, bool]]:
+    """Return each user's ``last_seen_at`` and ``show_presence``."""
+    if not user_ids:
+        return {}
+    stmt = sa.select(_users.c.id, _users.c.last_seen_at, _users.c.show_presence).where(
+        _users.c.id.in_(user_ids)
+    )
+    return {row.id: (row.last_seen_at, row.show_presence) for row in db.session.execute(stmt)}

@@ -32,6 +32,10 @@ class User(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     #: Set whenever the password changes.
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: False: the user is always ``offline``, last seen never, to everyone else.
+    show_presence: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    #: When the user last held an event connection (refreshed while they hold one); presence.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.username!r}>"

@@ -109,6 +109,20 @@ class MemberListSchema(Schema):
     items = fields.List(fields.Nested(MemberSchema))
 
 
+class PresenceSchema(Schema):
+    """A member's presence (also the data of a ``presence`` event)."""
+
+    user_id = fields.Integer()
+    status = fields.String(metadata={"enum": ["online", "offline"]})
+    last_seen_at = UTCTimestamp(allow_none=True)
+
+
+class PresenceListSchema(Schema):
+    """The presence of every member of a conversation."""
+
+    items = fields.List(fields.Nested(PresenceSchema))
+
+
 class MembersAddSchema(BodySchema):
     """``POST /conversations/{id}/members``."""
 

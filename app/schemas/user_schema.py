@@ -39,6 +39,10 @@ class UserPrivateSchema(UserSchema):
     email = fields.String(dump_only=True)
     is_admin = fields.Boolean(dump_only=True)
     is_active = fields.Boolean(dump_only=True)
+    show_presence = fields.Boolean(
+        dump_only=True,
+        metadata={"description": "False: always `offline`, last seen never, to everyone else."},
+    )
 
 
 class UserUpdateSchema(BodySchema):
@@ -46,6 +50,9 @@ class UserUpdateSchema(BodySchema):
 
     display_name = Name(validate=validate.Length(min=1, max=64))
     username = Text(**username_field_options)  # type: ignore[arg-type]
+    show_presence = StrictBoolean(
+        metadata={"description": "False: others see you `offline`, last seen never."}
+    )
 
 
 class UserDeleteSchema(BodySchema):

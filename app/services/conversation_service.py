@@ -21,7 +21,7 @@ from app.crud import conversation_crud, conversation_view_crud
 from app.database.base import utcnow
 from app.database.connection import transactional
 from app.models.conversation_models import Conversation, Member
-from app.services import event_service, user_service
+from app.services import event_service, presence_service, user_service
 from app.services.event_service import Event
 
 
@@ -42,6 +42,13 @@ def check_membership(conversation_id: int, user_id: int) -> None:
     """Raise NotFoundError unless the user is a member (one indexed lookup, nothing loaded)."""
     if not conversation_crud.is_member(conversation_id, user_id):
         raise not_found()
+
+
+def member_presence(conversation_id: int, viewer_id: int) -> dict[str, Any]:
+    """Return the presence of each member (NotFoundError unless the viewer is one)."""
+    check_membership(conversation_id, viewer_id)
+    members = conversation_crud.member_ids(conversation_id)
+    return {"items": presence_service.presence_of(viewer_id, members)}
 
 
 def lock_for_member(conversation_id: int, user_id: int) -> tuple[Conversation, Member]:

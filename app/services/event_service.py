@@ -29,12 +29,13 @@ from app.core.connection_slots import Slot, get_slots
 from app.core.errors import AppError, FieldError
 from app.core.peer import Listener
 from app.core.utils import iso_z
-from app.core.wakeup import Waker, get_waker, shutting_down
+from app.core.wakeup import Waker, shutting_down, waker_for
 from app.crud import event_crud
 from app.database import db
 from app.database.base import utcnow
 from app.database.connection import after_commit, end_read, transactional
 from app.models.event_models import UserEvent
+from app.services import presence_service
 
 BATCH = 200
 _PENDING_KEY = "parley_event_users"
@@ -50,10 +51,7 @@ class CursorExpiredError(AppError):
 
 def waker() -> Waker:
     """Return the wake-up hub of this process, configured from the app."""
-    config = current_app.config
-    hub = get_waker(
-        config["REDIS_URL"], float(config["EVENTS_POLL_SECONDS"]), config["REDIS_PREFIX"]
-    )
+    hub = waker_for(current_app.config)
     if not hub.has_position_reader:
         hub.read_positions_with(_positions_reader(current_app.app_context))
     return hub
@@ -253,7 +251,11 @@ def _poll(
     hub = waker()
     listener = hub.attach(user_id)
     try:
-        return _poll_until(hub, listener, since, timeout, still_valid, slot)
+        presence_service.connected(user_id)
+        try:
+            return _poll_until(hub, listener, since, timeout, still_valid, slot)
+        finally:
+            presence_service.disconnected(user_id)
     finally:
         hub.detach(listener)
 

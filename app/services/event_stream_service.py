@@ -19,7 +19,7 @@ from app.core.peer import Listener, Peer
 from app.core.wakeup import Waker, shutting_down
 from app.crud import event_crud
 from app.database.connection import end_read
-from app.services import event_service
+from app.services import event_service, presence_service
 from app.services.event_service import jsonable
 
 
@@ -41,12 +41,16 @@ def stream(
     """
     hub = event_service.waker()
     listener = hub.attach(user_id, ephemeral=True)
-    peer.watch(listener)
     try:
-        yield "retry: 2000\n\n"
-        yield from _stream_until(
-            hub, listener, since, still_valid, keepalive, expires_at, slot, peer
-        )
+        peer.watch(listener)
+        presence_service.connected(user_id)
+        try:
+            yield "retry: 2000\n\n"
+            yield from _stream_until(
+                hub, listener, since, still_valid, keepalive, expires_at, slot, peer
+            )
+        finally:
+            presence_service.disconnected(user_id)
     finally:
         peer.close()
         hub.detach(listener)

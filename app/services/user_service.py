@@ -234,10 +234,16 @@ def replace_password(verified: VerifiedPassword, new_hash: str) -> bool:
 
 @transactional
 def update_profile(
-    user_id: int, *, display_name: str | None = None, username: str | None = None
+    user_id: int,
+    *,
+    display_name: str | None = None,
+    username: str | None = None,
+    show_presence: bool | None = None,
 ) -> User:
-    """Change the caller's display name and/or username (ConflictError if the name is taken)."""
+    """Change the caller's profile and settings (ConflictError if the username is taken)."""
     user = get_active_user(user_id)
+    if show_presence is not None:
+        user.show_presence = show_presence
     if username is not None and username.lower() != user.username_key:
         _raise_if_taken(None, username.lower(), exclude_id=user.id)
     if username is not None:
@@ -250,6 +256,30 @@ def update_profile(
     except sa_exc.IntegrityError:
         raise ConflictError("This username is taken.") from None
     return user
+
+
+@transactional
+def come_online(user_id: int, now: datetime, offline_before: datetime) -> bool | None:
+    """Record that the user holds an event connection from ``now`` on.
+
+    When they were last seen before ``offline_before`` (offline), returns their
+    ``show_presence``; None when they were online already.
+    """
+    shown = user_crud.come_online(user_id, now, offline_before)
+    if shown is None:
+        user_crud.mark_seen([user_id], now)
+    return shown
+
+
+@transactional
+def mark_seen(user_ids: Sequence[int], now: datetime) -> None:
+    """Record that these users held an event connection at ``now``."""
+    user_crud.mark_seen(user_ids, now)
+
+
+def presence(user_ids: Sequence[int]) -> dict[int, tuple[datetime | None, bool]]:
+    """Return each user's ``last_seen_at`` and ``show_presence``."""
+    return user_crud.presence(user_ids)
 
 
 def deactivate_verified(verified: VerifiedPassword) -> None:

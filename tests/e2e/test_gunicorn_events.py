@@ -18,6 +18,7 @@ from flask import Flask
 from app.database import db
 from app.models import UserEvent
 from tests.e2e.conftest import start_gunicorn
+from tests.e2e.sse import sse_blocks
 from tests.e2e.test_gunicorn_auth import bearer, register_and_login
 
 pytestmark = pytest.mark.e2e
@@ -128,19 +129,12 @@ def read_sse(
         timeout=10,
     ) as response:
         assert response.status_code == 200
-        block: dict[str, str] = {}
-        for line in response.iter_lines(decode_unicode=True):
-            if line:
-                if not line.startswith(":") and ": " in line:
-                    key, value = line.split(": ", 1)
-                    block[key] = value
-                continue
-            if "data" in block:
+        for block in sse_blocks(response.iter_lines(decode_unicode=True)):
+            if "id" in block:  # a logged event (presence and typing have no id)
                 event = json.loads(block["data"])
                 assert event["cursor"] == block["id"] and event["type"] == block["event"]
                 events.append(event)
                 cursor = block["id"]
-            block = {}
             if len(events) >= limit or time.monotonic() > deadline:
                 break
     return events, cursor

@@ -61,6 +61,11 @@ class Reader:
 def test_sigterm_with_1000_open_streams_loses_nothing(
     app: Flask, database_url: str, _schema: None, tmp_path: Path
 ) -> None:
+    if not database_url.startswith("postgresql"):
+        # Thousands of streams are served by gevent workers, the production setting on
+        # PostgreSQL; on SQLite production runs gthread workers, whose streams
+        # tests/e2e/test_gunicorn_shutdown.py stops.
+        pytest.skip("1,000 streams: the gevent worker of PostgreSQL deployments")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 4096:
         pytest.skip(f"needs 4,096 file descriptors, the hard limit is {hard}")
