@@ -46,11 +46,13 @@ class TestRegister:
             "email",
             "is_admin",
             "is_active",
+            "show_presence",
         }
         assert body["email"] == "alice@example.com"
         assert body["username"] == "Alice"
         assert body["display_name"] == "Alice"
         assert body["is_admin"] is False and body["is_active"] is True
+        assert body["show_presence"] is True
         assert body["created_at"].endswith("Z")
         assert response.headers["Location"].endswith(f"/api/v1/users/{body['id']}")
         assert "password" not in body and "password_hash" not in body
