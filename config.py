@@ -102,6 +102,8 @@ class Config:
     EVENTS_SEND_TIMEOUT_SECONDS = float(os.environ.get("EVENTS_SEND_TIMEOUT_SECONDS") or 10.0)
     #: A user is ``online`` this many seconds after their last event connection closed.
     PRESENCE_TIMEOUT_SECONDS = float(os.environ.get("PRESENCE_TIMEOUT_SECONDS") or 60.0)
+    #: Presence events reach the members of conversations of up to this many members.
+    PRESENCE_EVENTS_MAX_MEMBERS = as_int(os.environ.get("PRESENCE_EVENTS_MAX_MEMBERS"), 100)
 
     # Tokens
     JWT_ALGORITHM = "HS256"

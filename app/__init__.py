@@ -54,7 +54,15 @@ def create_app(config_class: type[Config] | None = None, **overrides: Any) -> Fl
     register_docs_assets(app)
     register_shell_context(app)
     register_commands(app)
+    _connect_services()
     return app
+
+
+def _connect_services() -> None:
+    """Hand the real-time tier the auth check it may not import (auth imports events)."""
+    from app.services import auth_service, presence_service
+
+    presence_service.check_sessions_with(auth_service.live_sessions)
 
 
 def _json_provider(app: Flask) -> Any:

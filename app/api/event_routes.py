@@ -34,7 +34,14 @@ def poll_events(query: dict[str, Any]) -> Any:
         since,
         query["timeout"],
         still_valid=lambda: auth_service.check_access(claims),
+        session_id=session_of(claims),
     )
+
+
+def session_of(claims: dict[str, Any]) -> int | None:
+    """Return the auth session an access token names (None if it names none)."""
+    sid = claims.get("sid")
+    return sid if isinstance(sid, int) else None
 
 
 @blp.route("/stream", methods=["GET"])
@@ -67,6 +74,7 @@ def stream_events(query: dict[str, Any]) -> Response:
             request.environ.get("gunicorn.socket"),
             float(current_app.config["EVENTS_SEND_TIMEOUT_SECONDS"]),
         ),
+        session_id=session_of(claims),
     )
     response = Response(
         stream_with_context(events),

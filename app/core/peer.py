@@ -36,6 +36,15 @@ MAX_UNSENT_BYTES = 256 * 1024
 SEND_BUFFER_BYTES = 512 * 1024
 
 
+def _real_poll() -> Any:
+    """Return a poll object of the system's own (gevent's patched one may yield)."""
+    if on_gevent():
+        from gevent.monkey import get_original
+
+        return get_original("select", "poll")()
+    return select.poll()
+
+
 class Listener:
     """One open event connection of a user: what wakes it, and its ephemeral events."""
 
@@ -101,9 +110,15 @@ class Peer:
         if self.sock is None:
             return False
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-            return bool(readable) and self.sock.recv(1, socket.MSG_PEEK) == b""
-        except (OSError, ValueError):  # reset, or closed underneath us
+            fd = self.sock.fileno()
+            if fd < 0:  # closed underneath us
+                return True
+            # poll(), not select(): select() refuses descriptors past 1023, and a process
+            # holding thousands of streams has them (gevent's select() calls the real one).
+            poller = _real_poll()
+            poller.register(fd, select.POLLIN)
+            return bool(poller.poll(0)) and self.sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):  # reset
             return True
 
     def backlogged(self) -> bool:

@@ -128,9 +128,17 @@ def member_ids(conversation_id: int) -> list[int]:
     return list(db.session.scalars(stmt))
 
 
-def co_member_ids(user_id: int) -> list[int]:
-    """Return the users who share at least one conversation with this one (not the user)."""
-    theirs = sa.select(Member.conversation_id).where(Member.user_id == user_id)
+def co_member_ids(user_id: int, max_members: int) -> list[int]:
+    """Return the users who share a conversation of at most ``max_members`` with this one."""
+    mine, other = sa.orm.aliased(Member), sa.orm.aliased(Member)
+    too_big = (  # a member past the limit exists: reads at most max_members + 1 index entries
+        sa.select(other.user_id)
+        .where(other.conversation_id == mine.conversation_id)
+        .limit(1)
+        .offset(max_members)
+        .exists()
+    )
+    theirs = sa.select(mine.conversation_id).where(mine.user_id == user_id, ~too_big)
     stmt = (
         sa.select(Member.user_id)
         .where(Member.conversation_id.in_(theirs), Member.user_id != user_id)

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.database import db
+from app.database.base import in_lists
 from app.models.user_models import User
 
 
@@ -179,12 +180,11 @@ def come_online(user_id: int, now: datetime, offline_before: datetime) -> bool |
 
 def mark_seen(user_ids: Sequence[int], now: datetime) -> None:
     """Set these users' ``last_seen_at`` to ``now`` (never back); ``updated_at`` stays."""
-    ids = sorted(user_ids)  # rows locked in one order by every process
-    for start in range(0, len(ids), 1000):
+    for ids in in_lists(sorted(user_ids)):  # rows locked in one order by every process
         db.session.execute(
             sa.update(_users)
             .where(
-                _users.c.id.in_(ids[start : start + 1000]),
+                _users.c.id.in_(ids),
                 sa.or_(_users.c.last_seen_at.is_(None), _users.c.last_seen_at < now),
             )
             .values(last_seen_at=now, updated_at=_users.c.updated_at)
@@ -193,9 +193,9 @@ def mark_seen(user_ids: Sequence[int], now: datetime) -> None:
 
 def presence(user_ids: Sequence[int]) -> dict[int, tuple[datetime | None, bool]]:
     """Return each user's ``last_seen_at`` and ``show_presence``."""
-    if not user_ids:
-        return {}
-    stmt = sa.select(_users.c.id, _users.c.last_seen_at, _users.c.show_presence).where(
-        _users.c.id.in_(user_ids)
-    )
-    return {row.id: (row.last_seen_at, row.show_presence) for row in db.session.execute(stmt)}
+    found: dict[int, tuple[datetime | None, bool]] = {}
+    columns = (_users.c.id, _users.c.last_seen_at, _users.c.show_presence)
+    for ids in in_lists(user_ids):
+        rows = db.session.execute(sa.select(*columns).where(_users.c.id.in_(ids)))
+        found.update((row.id, (row.last_seen_at, row.show_presence)) for row in rows)
+    return found

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase
@@ -25,6 +26,17 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 #: the largest id plus one, which reuses the ids of deleted rows at the top. PostgreSQL's
 #: sequences never reuse an id.
 IDS_NEVER_REUSED = {"sqlite_autoincrement": True}
+
+#: Values per ``IN (...)`` list: each is a bound parameter, and SQLite allows 32,766 at most.
+IN_LIST_SIZE = 1000
+
+_T = TypeVar("_T")
+
+
+def in_lists(values: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    """Split ``values`` into slices of at most :data:`IN_LIST_SIZE` (one statement each)."""
+    for start in range(0, len(values), IN_LIST_SIZE):
+        yield values[start : start + IN_LIST_SIZE]
 
 
 def utcnow() -> datetime:

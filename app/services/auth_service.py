@@ -197,6 +197,11 @@ def check_access(claims: dict[str, Any]) -> bool:
     return True
 
 
+def live_sessions(session_ids: Sequence[int]) -> set[int]:
+    """Return which of these sessions are still live (for the checks of open event streams)."""
+    return auth_crud.live_session_ids(session_ids, utcnow()) if session_ids else set()
+
+
 @transactional
 def _touch(session_id: int) -> None:
     auth_crud.touch_session(session_id, utcnow())

@@ -217,7 +217,11 @@ def open_connection(user_id: int) -> Slot:
 
 
 def poll(
-    user_id: int, since: int | None, timeout: float, still_valid: Callable[[], bool]
+    user_id: int,
+    since: int | None,
+    timeout: float,
+    still_valid: Callable[[], bool],
+    session_id: int | None = None,
 ) -> dict[str, Any]:
     """Return the events after ``since``, waiting up to ``timeout`` seconds for the first one.
 
@@ -236,7 +240,7 @@ def poll(
         return _poll(user_id, since, timeout, still_valid, None)
     slot = open_connection(user_id)
     try:
-        return _poll(user_id, since, timeout, still_valid, slot)
+        return _poll(user_id, since, timeout, still_valid, slot, session_id)
     finally:
         slot.release()
 
@@ -247,15 +251,19 @@ def _poll(
     timeout: float,
     still_valid: Callable[[], bool],
     slot: Slot | None,
+    session_id: int | None = None,
 ) -> dict[str, Any]:
     hub = waker()
     listener = hub.attach(user_id)
+    waits = slot is not None  # a long-poll that may wait is an event connection (presence)
     try:
-        presence_service.connected(user_id)
+        if waits:
+            presence_service.connected(user_id, session_id)
         try:
             return _poll_until(hub, listener, since, timeout, still_valid, slot)
         finally:
-            presence_service.disconnected(user_id)
+            if waits:
+                presence_service.disconnected(user_id, session_id)
     finally:
         hub.detach(listener)
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from app.core.connection_slots import Slot
-from app.core.peer import Listener, Peer
-from app.core.wakeup import Waker, shutting_down
+from app.core.peer import Peer
+from app.core.wakeup import shutting_down
 from app.crud import event_crud
 from app.database.connection import end_read
 from app.services import event_service, presence_service
@@ -31,26 +31,67 @@ def stream(
     expires_at: float,
     slot: Slot,
     peer: Peer,
+    session_id: int | None = None,
 ) -> Iterator[str]:
     """Yield Server-Sent Events after ``since`` until the token expires or its session ends.
 
     Ephemeral events arrive between the logged ones, without ``id:``. The stream also ends
     when its client goes away or stops reading (``peer``). ``slot`` (from
     :func:`event_service.open_connection`) is renewed while the stream lasts; the caller
-    releases it when the response closes.
+    releases it when the response closes. ``session_id``: the token's session, which the
+    process checks for all its streams together (:mod:`presence_service`).
+
+    An idle stream costs the database nothing: the log and the session are read again only
+    after a wake-up (a commit for the user, a revocation, the poller or the sweep), never for a
+    keep-alive, so the statements per second do not grow with the number of streams.
     """
     hub = event_service.waker()
     listener = hub.attach(user_id, ephemeral=True)
     try:
         peer.watch(listener)
-        presence_service.connected(user_id)
+        presence_service.connected(user_id, session_id)
         try:
             yield "retry: 2000\n\n"
-            yield from _stream_until(
-                hub, listener, since, still_valid, keepalive, expires_at, slot, peer
-            )
+            last_sent = time.monotonic()
+            read_version: int | None = None  # the wake-up version the last read saw
+            while True:
+                slot.renew()
+                version = hub.version(user_id)
+                fresh = version != read_version  # woken: the log or the session may have moved
+                if (
+                    time.time() >= expires_at
+                    or shutting_down()
+                    or peer.gone()
+                    or peer.backlogged()
+                    or (fresh and read_version is not None and not still_valid())
+                ):
+                    # Stopping, a client gone or not reading: it reconnects with Last-Event-ID.
+                    end_read()
+                    return
+                for type, data in listener.take_ephemeral():
+                    yield _sse(type, data)
+                    last_sent = time.monotonic()
+                if fresh:
+                    events, scanned = event_crud.events_after(user_id, since, event_service.BATCH)
+                    views = [event_service.event_view(e) for e in events]
+                    end_read()
+                    more = scanned > since  # a full or hidden batch: read on at once
+                    since = scanned
+                    for view in views:
+                        if peer.backlogged():  # a slow consumer: end rather than buffer
+                            return
+                        yield _sse(view["type"], view, id=view["cursor"])
+                        last_sent = time.monotonic()
+                    read_version = None if more else version
+                    if more:
+                        continue
+                if time.monotonic() - last_sent >= keepalive:
+                    yield ": keep-alive\n\n"
+                    last_sent = time.monotonic()
+                wait_for = min(keepalive - (time.monotonic() - last_sent), expires_at - time.time())
+                hub.wait(listener, version, max(wait_for, 0.05), position=since)
         finally:
-            presence_service.disconnected(user_id)
+            presence_service.disconnected(user_id, session_id)
     finally:
         peer.close()
         hub.detach(listener)
@@ -61,52 +102,3 @@ def _sse(type: str, data: Mapping[str, Any], id: str | None = None) -> str:
     body = json.dumps(jsonable(data), separators=(",", ":"))
     line = f"id: {id}\n" if id is not None else ""
     return f"{line}event: {type}\ndata: {body}\n\n"
-
-
-def _stream_until(
-    hub: Waker,
-    listener: Listener,
-    since: int,
-    still_valid: Callable[[], bool],
-    keepalive: float,
-    expires_at: float,
-    slot: Slot,
-    peer: Peer,
-) -> Iterator[str]:
-    user_id = listener.user_id
-    last_sent = time.monotonic()
-    while True:
-        slot.renew()
-        now = time.monotonic()
-        listener.hung_up = False
-        if (
-            time.time() >= expires_at
-            or shutting_down()
-            or peer.gone()
-            or peer.backlogged()
-            or not still_valid()
-        ):
-            # Stopping, a client gone or not reading: the client reconnects with Last-Event-ID.
-            end_read()
-            return
-        for type, data in listener.take_ephemeral():
-            yield _sse(type, data)
-            last_sent = time.monotonic()
-        version = hub.version(user_id)
-        events, scanned = event_crud.events_after(user_id, since, event_service.BATCH)
-        views = [event_service.event_view(e) for e in events]
-        end_read()
-        more = scanned > since  # a batch of hidden events: read on at once
-        since = scanned
-        for view in views:
-            if peer.backlogged():  # a slow consumer: end rather than buffer
-                return
-            yield _sse(view["type"], view, id=view["cursor"])
-            last_sent = time.monotonic()
-        if more:
-            continue
-        if now - last_sent >= keepalive:
-            yield ": keep-alive\n\n"
-            last_sent = time.monotonic()
-        wait_for = min(keepalive - (time.monotonic() - last_sent), expires_at - time.time())
-        hub.wait(listener, version, max(wait_for, 0.05), position=since)

@@ -15,6 +15,10 @@ a :class:`Clock` of its own connections:
   their conversations get ``presence offline``. Only the process that saw the user last can
   find it unchanged, so the announcement is made once.
 
+Presence events go to the members of conversations of up to ``PRESENCE_EVENTS_MAX_MEMBERS``
+(100): in a bigger group, everyone coming online would be told to everyone (a million events
+when a 1,000-member group connects), so its clients read ``GET …/presence`` instead.
+
 ``show_presence: false`` makes a user ``offline`` with ``last_seen_at: null`` to everyone else:
 their presence is never announced, and turning it off or on is announced as the change it is.
 Presence events are ephemeral (open streams only, never logged), like typing; without Redis
@@ -27,7 +31,8 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,6 +51,7 @@ ONLINE = "online"
 OFFLINE = "offline"
 _CLOCK_KEY = "parley.presence"
 _clock_lock = threading.Lock()
+_live_sessions: Callable[[Sequence[int]], set[int]] | None = None
 
 
 def _timeout(app: Flask) -> float:
@@ -93,17 +99,27 @@ def update_profile(user_id: int, **changes: Any) -> Any:
 
 def announce(user_id: int, status: str, last_seen_at: datetime | None) -> None:
     """Tell the open streams of everyone sharing a conversation with the user (ephemeral)."""
-    others = conversation_crud.co_member_ids(user_id)
+    config = current_app.config
+    others = conversation_crud.co_member_ids(user_id, int(config["PRESENCE_EVENTS_MAX_MEMBERS"]))
     end_read()
     seen = iso_z(last_seen_at) if last_seen_at is not None else None
     data = {"user_id": user_id, "status": status, "last_seen_at": seen}
-    waker_for(current_app.config).publish_ephemeral(others, "presence", data)
+    waker_for(config).publish_ephemeral(others, "presence", data)
 
 
-def connected(user_id: int) -> None:
-    """Count an event connection that opens in this process (announces the user online)."""
+def check_sessions_with(live_sessions: Callable[[Sequence[int]], set[int]]) -> None:
+    """Give the sweep its check: which of these auth sessions are live."""
+    global _live_sessions
+    _live_sessions = live_sessions
+
+
+def connected(user_id: int, session_id: int | None = None) -> None:
+    """Count an event connection that opens in this process (announces the user online).
+
+    ``session_id``: the auth session of its token, checked by the sweep.
+    """
     clock = _clock()
-    if not clock.add(user_id):
+    if not clock.add(user_id, session_id):
         return
     now = utcnow()
     offline_before = now - timedelta(seconds=_timeout(current_app))
@@ -111,13 +127,13 @@ def connected(user_id: int) -> None:
         if user_service.come_online(user_id, now, offline_before):  # was offline, and shown
             announce(user_id, ONLINE, now)
     except BaseException:
-        clock.remove(user_id)
+        clock.remove(user_id, session_id)
         raise
 
 
-def disconnected(user_id: int) -> None:
+def disconnected(user_id: int, session_id: int | None = None) -> None:
     """Count an event connection that closed (the user may go offline a timeout later)."""
-    _clock().remove(user_id)
+    _clock().remove(user_id, session_id)
 
 
 def _clock() -> Clock:
@@ -130,24 +146,33 @@ def _clock() -> Clock:
 
 
 class Clock:
-    """One process's event connections per user, its heartbeat and its offline checks."""
+    """One process's event connections per user, its heartbeat, sweep and offline checks.
+
+    The sweep, at each heartbeat, checks the auth sessions of every connection of the process
+    (a statement per thousand sessions) and wakes the connections of revoked ones, which then
+    end: a revocation made in another process while Redis is down still ends them within a
+    third of the timeout, without a statement per connection.
+    """
 
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.timeout = _timeout(app)
         self._lock = threading.Lock()
         self._counts: dict[int, int] = {}
+        self._sessions: Counter[tuple[int, int]] = Counter()  # (user, session) of connections
         self._gone: set[int] = set()
         #: (due on the monotonic clock, user, the last_seen_at this process wrote)
         self._checks: list[tuple[float, int, datetime]] = []
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, user_id: int) -> bool:
+    def add(self, user_id: int, session_id: int | None) -> bool:
         """Count a connection; True when it is the user's first in this process."""
         with self._lock:
             count = self._counts.get(user_id, 0)
             self._counts[user_id] = count + 1
+            if session_id is not None:
+                self._sessions[user_id, session_id] += 1
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="parley-presence", daemon=True
@@ -155,9 +180,13 @@ class Clock:
                 self._thread.start()
         return count == 0
 
-    def remove(self, user_id: int) -> None:
+    def remove(self, user_id: int, session_id: int | None) -> None:
         """Forget a connection; after the user's last one, their last_seen_at is written."""
         with self._lock:
+            if session_id is not None:
+                self._sessions[user_id, session_id] -= 1
+                if self._sessions[user_id, session_id] <= 0:
+                    del self._sessions[user_id, session_id]
             count = self._counts.get(user_id, 0) - 1
             if count > 0:
                 self._counts[user_id] = count
@@ -211,6 +240,14 @@ class Clock:
         users = self.connected_users()
         if users:
             user_service.mark_seen(users, utcnow())
+        with self._lock:
+            sessions = list(self._sessions)
+        if sessions and _live_sessions is not None:
+            live = _live_sessions(sorted({sid for _, sid in sessions}))
+            end_read()
+            ended = {uid for uid, sid in sessions if sid not in live}
+            if ended:  # their connections wake, check their session and end
+                waker_for(self.app.config).notify_local(ended)
 
     def _check_due(self) -> None:
         now = time.monotonic()

@@ -12,9 +12,13 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.database import db
+from app.models import AuthSession
+from tests.api.test_query_counts import counting
 from tests.conftest import clean_database, make_app
 from tests.factories import ApiUser, Chat, UserFactory
 from tests.helpers import assert_problem
@@ -81,6 +85,11 @@ class Stream:
                 assert "id:" not in block  # ephemeral: no cursor
                 found.append(json.loads(block.split("data: ", 1)[1]))
         return found
+
+    def ended(self, seconds: float) -> bool:
+        """Whether the server ends the stream within ``seconds``."""
+        self._thread.join(seconds)
+        return not self._thread.is_alive()
 
     def close(self) -> None:
         """Close the stream (its connection ends on the server)."""
@@ -221,3 +230,74 @@ def test_presence_answers_members_only(client: FlaskClient, users: UserFactory, 
         )
         assert_problem(response, 422)
     assert client.get("/api/v1/users/me", headers=bob.headers).get_json()["show_presence"] is True
+
+
+def test_presence_events_skip_conversations_over_the_size_limit(
+    database_url: str, _schema: None
+) -> None:
+    app = make_app(
+        database_url,
+        PRESENCE_TIMEOUT_SECONDS=TIMEOUT,
+        PRESENCE_EVENTS_MAX_MEMBERS=3,
+        EVENTS_KEEPALIVE_SECONDS=0.2,
+        REDIS_URL="",
+        REDIS_PREFIX=f"parley-test-{uuid.uuid4().hex}",
+    )
+    try:
+        client = app.test_client()
+        users, chat = UserFactory(app, client), Chat(client)
+        alice, bob, carol, dave = (users.create(n) for n in ("alice", "bob", "carol", "dave"))
+        big = chat.group(alice, bob, carol, dave)  # 4 members: over the limit of 3
+        chat.direct(alice, bob)
+        alices, carols = Stream(app, alice), Stream(app, carol)
+        try:
+            bobs = Stream(app, bob)
+            [online] = alices.presence()  # through the direct conversation
+            assert online["user_id"] == bob.id and online["status"] == "online"
+            assert carols.presence(seconds=0.5) == []  # they share only the big group
+            state = presence(client, carol, big["id"])  # which still answers for everyone
+            assert state[bob.id]["status"] == state[carol.id]["status"] == "online"
+            assert state[dave.id]["status"] == "offline"
+            bobs.close()
+        finally:
+            alices.close()
+            carols.close()
+    finally:
+        clean_database(app)
+
+
+def test_idle_streams_cost_the_database_nothing_per_stream(
+    app: Flask, client: FlaskClient, users: UserFactory
+) -> None:
+    people = [users.create(f"user{i}") for i in range(3)]
+    streams = [Stream(app, person) for person in people for _ in range(3)]
+    try:
+        time.sleep(0.5)  # the openings' own statements are done
+        with counting(app) as statements:
+            time.sleep(2.0)  # ten keep-alives on each of 9 streams
+        # Per process, not per stream: the heartbeat and the session sweep (every 0.5 s here),
+        # and the database poller of waiting readers (every second, no Redis here).
+        assert len(statements) <= 3 * 4 + 3, statements
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def test_a_session_revoked_while_wake_ups_are_lost_ends_its_streams_at_the_sweep(
+    app: Flask, users: UserFactory
+) -> None:
+    alice, bob = users.create("alice"), users.create("bob")
+    bobs, alices = Stream(app, bob), Stream(app, alice)
+    try:
+        with app.app_context():  # as another process would with Redis down: no wake-up here
+            db.session.execute(
+                sa.update(AuthSession)
+                .where(AuthSession.user_id == bob.id)
+                .values(revoked_at=sa.func.now())
+            )
+            db.session.commit()
+        assert bobs.ended(TIMEOUT / 3 + 2), "the revoked session's stream goes on"
+        assert not alices.ended(0.5)  # another session's stream is untouched
+    finally:
+        alices.close()
+        bobs.close()
