@@ -66,7 +66,8 @@ def stream_events(query: dict[str, Any]) -> Response:
     events = event_stream_service.stream(
         user_id,
         since,
-        still_valid=lambda: auth_service.check_access(claims),
+        session_id=session_of(claims),
+        live_sessions=auth_service.live_sessions,
         keepalive=float(current_app.config["EVENTS_KEEPALIVE_SECONDS"]),
         expires_at=float(claims["exp"]),
         slot=slot,
@@ -74,7 +75,6 @@ def stream_events(query: dict[str, Any]) -> Response:
             request.environ.get("gunicorn.socket"),
             float(current_app.config["EVENTS_SEND_TIMEOUT_SECONDS"]),
         ),
-        session_id=session_of(claims),
     )
     response = Response(
         stream_with_context(events),

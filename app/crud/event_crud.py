@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from app.crud.conversation_sql import members, membership_exists
 from app.database import db
-from app.database.base import UTCDateTime
+from app.database.base import UTCDateTime, in_lists
 from app.models.event_models import EventCounter, UserEvent
 
 counters = sa.inspect(EventCounter).local_table
@@ -59,22 +59,25 @@ def allocate(counts: dict[int, int]) -> dict[int, int]:
     return {user_id: newest[user_id] - counts[user_id] + 1 for user_id in user_ids}
 
 
-#: Every member of a conversation, one position each (see :func:`fan_out`).
+#: Every member of a conversation, ``:count`` positions each (see :func:`fan_out`).
 _MEMBERS_SOURCE = (
-    f"SELECT m.user_id, 1, 0 FROM {members.name} AS m "
+    f"SELECT m.user_id, CAST(:count AS BIGINT), 0 FROM {members.name} AS m "
     "WHERE m.conversation_id = :conversation_id ORDER BY m.user_id"
 )
 
 
 @functools.cache
 def _write_member_events() -> sa.Insert:
-    """Build the INSERT of :func:`fan_out` once: each member's event at the position taken."""
+    """Build the INSERT of :func:`fan_out` once: each member's event at a position taken.
+
+    ``back``: how far before the newest position taken (events of a series, oldest first).
+    """
     conversation_id = sa.bindparam("conversation_id", type_=sa.BigInteger)
     return sa.insert(events).from_select(
         ["user_id", "seq", "type", "conversation_id", "subject_id", "data", "created_at"],
         sa.select(
             counters.c.user_id,
-            counters.c.last_seq,
+            counters.c.last_seq - sa.bindparam("back", type_=sa.BigInteger),
             sa.bindparam("type", type_=sa.String(32)),
             conversation_id,
             sa.bindparam("subject_id", type_=sa.BigInteger),
@@ -87,24 +90,33 @@ def _write_member_events() -> sa.Insert:
 
 
 def fan_out(
-    conversation_id: int, kind: str, subject_id: int | None, data: Any, now: datetime
+    conversation_id: int, kind: str, series: Sequence[tuple[int | None, Any]], now: datetime
 ) -> list[int]:
-    """Append the same event to the log of every member of a conversation; return the members.
+    """Append events to the log of every member of a conversation; return the members.
 
-    Two statements whatever the number of members: the first takes the next position of each
-    member's counter (:data:`_TAKE_POSITIONS`), the second writes each member's event at the
-    position just taken. The caller must hold the conversation's row lock, so membership cannot
-    change in between.
+    ``series``: each event's ``(subject_id, data)``, in order; every member gets them all, at
+    consecutive positions. The first statement takes ``len(series)`` positions of each member's
+    counter at once (:data:`_TAKE_POSITIONS`: each counter row is updated once, however long
+    the series); the second writes each member's events at those positions, an execution per
+    event of one cached INSERT ... SELECT. The caller must hold the conversation's row lock,
+    so membership cannot change in between.
     """
-    recipients = list(_take_positions(_MEMBERS_SOURCE, {"conversation_id": conversation_id}))
-    params = {
-        "conversation_id": conversation_id,
-        "type": kind,
-        "subject_id": subject_id,
-        "data": data,
-        "created_at": now,
-    }
-    db.session.execute(_write_member_events(), params)
+    count = len(series)
+    params = {"conversation_id": conversation_id, "count": count}
+    recipients = list(_take_positions(_MEMBERS_SOURCE, params))
+    if recipients and series:
+        rows = [
+            {
+                "conversation_id": conversation_id,
+                "type": kind,
+                "subject_id": subject_id,
+                "data": data,
+                "created_at": now,
+                "back": count - 1 - i,
+            }
+            for i, (subject_id, data) in enumerate(series)
+        ]
+        db.session.execute(_write_member_events(), rows)
     return recipients
 
 
@@ -149,14 +161,85 @@ def events_after(user_id: int, since: int, limit: int) -> tuple[Sequence[UserEve
         .limit(limit)
     ).all()
     scanned = rows[-1][0].seq if rows else since
-    deliverable = [
-        event
-        for event, member in rows
-        if event.conversation_id is None
-        or member
+    return [event for event, member in rows if _deliverable(event, member, user_id)], scanned
+
+
+Range = tuple[int, int]  #: a reader's (user, position read up to)
+
+
+@functools.lru_cache(maxsize=32)
+def _ranges_statement(size: int, lateral: bool) -> sa.Select[Any]:
+    """Build the statement of :func:`events_in_ranges` for ``size`` ranges (once per size).
+
+    ``lateral`` (PostgreSQL): each range is its own index scan. Joined plainly, PostgreSQL's
+    planner, unable to estimate the ranges, hashes the whole log instead (hundreds of
+    milliseconds once it holds a few hundred thousand rows); SQLite, which has no LATERAL,
+    probes the index for each range by itself.
+    """
+    rows = ", ".join(f"(CAST(:u{i} AS BIGINT), CAST(:s{i} AS BIGINT))" for i in range(size))
+    wanted = (
+        sa.text(f"SELECT column1 AS user_id, column2 AS since FROM (VALUES {rows}) AS v")
+        .columns(sa.column("user_id", sa.BigInteger), sa.column("since", sa.BigInteger))
+        .subquery("wanted")
+    )
+    limit = sa.bindparam("limit", type_=sa.BigInteger)
+    in_range = sa.and_(
+        events.c.user_id == wanted.c.user_id,
+        events.c.seq > wanted.c.since,
+        events.c.seq <= wanted.c.since + limit,
+    )
+    if lateral:
+        found = (
+            sa.select(events).where(in_range).order_by(events.c.seq).limit(limit).lateral("found")
+        )
+        source = wanted.join(found, sa.true())
+    else:
+        found = events
+        source = wanted.join(events, in_range)
+    still_member = membership_exists(found.c.conversation_id, found.c.user_id)
+    return (
+        sa.select(*found.c, wanted.c.since, still_member.label("still_member"))
+        .select_from(source)
+        .order_by(found.c.user_id, wanted.c.since, found.c.seq)
+    )
+
+
+def events_in_ranges(
+    ranges: Sequence[Range], limit: int
+) -> dict[Range, tuple[list[sa.Row[Any]], int]]:
+    """For each ``(user, since)``: :func:`events_after` of the ``limit`` positions after ``since``.
+
+    One statement for up to a thousand readers, for the readers a wake-up reached together. A
+    user's positions are dense (taken one after another by the transaction that writes them,
+    and pruned only from the oldest), so the ``limit`` positions after ``since`` are the next
+    ``limit`` events. The number of ranges is padded to a power of two (with user 0, who has no
+    events), so that at most eleven statement shapes are ever compiled and cached.
+    """
+    found: dict[Range, tuple[list[sa.Row[Any]], int]] = {r: ([], r[1]) for r in ranges}
+    lateral = db.session.get_bind().dialect.name == "postgresql"
+    for chunk in in_lists(list(dict.fromkeys(ranges))):
+        size = 1 << (len(chunk) - 1).bit_length()
+        padded = [*chunk, *[(0, 0)] * (size - len(chunk))]
+        params: dict[str, Any] = {"limit": limit}
+        for i, (user_id, since) in enumerate(padded):
+            params[f"u{i}"], params[f"s{i}"] = user_id, since
+        statement = _ranges_statement(size, lateral)
+        for row in db.session.execute(statement, params):
+            key = (row.user_id, row.since)
+            deliverable, _ = found[key]
+            if _deliverable(row, row.still_member, row.user_id):
+                deliverable.append(row)
+            found[key] = (deliverable, row.seq)
+    return found
+
+
+def _deliverable(event: Any, still_member: bool, user_id: int) -> bool:
+    """Whether a log row reaches its user: one of a current conversation, or their removal."""
+    return (
+        event.conversation_id is None
+        or still_member
         or (event.type == "member.removed" and event.subject_id == user_id)
-    ]
-    return deliverable, scanned
+    )
 
 
 def prune(before: datetime) -> int:

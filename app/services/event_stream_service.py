@@ -5,15 +5,24 @@ cursor as ``id``; it sleeps on its listener between batches, woken by commits, b
 (typing, presence: written without ``id``, never logged), by its client hanging up, or by the
 process stopping. It ends when the token expires, the session ends, the process stops, or its
 client goes away or stops reading; the client reconnects with ``Last-Event-ID``.
+
+An idle stream costs the database nothing: the log and the session are read again only after a
+wake-up (a commit for the user, a revocation, the poller or the presence sweep), never for a
+keep-alive. A woken stream asks together with every stream the same wake-up reached (a
+:class:`~app.core.batching.Batcher` per app): a message into a 1,000-member group costs each
+process one session statement and one log statement, not two per open stream.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from flask import current_app
+
+from app.core.batching import batcher_in
 from app.core.connection_slots import Slot
 from app.core.peer import Peer
 from app.core.wakeup import shutting_down
@@ -22,28 +31,27 @@ from app.database.connection import end_read
 from app.services import event_service, presence_service
 from app.services.event_service import jsonable
 
+#: Which of these auth sessions are live (the auth domain's answer, handed in by the route).
+LiveSessions = Callable[[Sequence[int]], set[int]]
+
 
 def stream(
     user_id: int,
     since: int,
-    still_valid: Callable[[], bool],
+    session_id: int | None,
+    live_sessions: LiveSessions,
     keepalive: float,
     expires_at: float,
     slot: Slot,
     peer: Peer,
-    session_id: int | None = None,
 ) -> Iterator[str]:
     """Yield Server-Sent Events after ``since`` until the token expires or its session ends.
 
     Ephemeral events arrive between the logged ones, without ``id:``. The stream also ends
     when its client goes away or stops reading (``peer``). ``slot`` (from
     :func:`event_service.open_connection`) is renewed while the stream lasts; the caller
-    releases it when the response closes. ``session_id``: the token's session, which the
-    process checks for all its streams together (:mod:`presence_service`).
-
-    An idle stream costs the database nothing: the log and the session are read again only
-    after a wake-up (a commit for the user, a revocation, the poller or the sweep), never for a
-    keep-alive, so the statements per second do not grow with the number of streams.
+    releases it when the response closes. ``session_id``: the token's session, checked after
+    each wake-up through ``live_sessions`` (and by the presence sweep of the process).
     """
     hub = event_service.waker()
     listener = hub.attach(user_id, ephemeral=True)
@@ -56,6 +64,7 @@ def stream(
             read_version: int | None = None  # the wake-up version the last read saw
             while True:
                 slot.renew()
+                listener.hung_up = False  # checked just below: peer.gone()
                 version = hub.version(user_id)
                 fresh = version != read_version  # woken: the log or the session may have moved
                 if (
@@ -63,7 +72,7 @@ def stream(
                     or shutting_down()
                     or peer.gone()
                     or peer.backlogged()
-                    or (fresh and read_version is not None and not still_valid())
+                    or (fresh and read_version is not None and not _live(session_id, live_sessions))
                 ):
                     # Stopping, a client gone or not reading: it reconnects with Last-Event-ID.
                     end_read()
@@ -72,10 +81,15 @@ def stream(
                     yield _sse(type, data)
                     last_sent = time.monotonic()
                 if fresh:
-                    events, scanned = event_crud.events_after(user_id, since, event_service.BATCH)
+                    if read_version is None:  # the first read, or reading on: on its own
+                        events, scanned = event_crud.events_after(
+                            user_id, since, event_service.BATCH
+                        )
+                    else:  # woken: together with every stream the wake-up reached
+                        events, scanned = _read_woken(user_id, since)
                     views = [event_service.event_view(e) for e in events]
                     end_read()
-                    more = scanned > since  # a full or hidden batch: read on at once
+                    more = scanned - since >= event_service.BATCH  # a full batch: read on now
                     since = scanned
                     for view in views:
                         if peer.backlogged():  # a slow consumer: end rather than buffer
@@ -95,6 +109,31 @@ def stream(
     finally:
         peer.close()
         hub.detach(listener)
+
+
+def _live(session_id: int | None, live_sessions: LiveSessions) -> bool:
+    """Whether the stream's session is live, asked with every stream woken at the same time."""
+    if session_id is None:
+        return False
+
+    def fetch_many(ids: list[int]) -> dict[int, bool]:
+        live = live_sessions(ids)
+        return {sid: sid in live for sid in ids}
+
+    checks = batcher_in(current_app.extensions, "parley.stream_sessions", fetch_many)
+    return checks.get(session_id)
+
+
+def _read_woken(user_id: int, since: int) -> tuple[list[Any], int]:
+    """Read a woken stream's next batch, in one statement with the other woken streams."""
+    reads = batcher_in(current_app.extensions, "parley.stream_reads", _read_ranges)
+    return reads.get((user_id, since))
+
+
+def _read_ranges(
+    ranges: list[event_crud.Range],
+) -> Mapping[event_crud.Range, tuple[list[Any], int]]:
+    return event_crud.events_in_ranges(ranges, event_service.BATCH)
 
 
 def _sse(type: str, data: Mapping[str, Any], id: str | None = None) -> str:

@@ -1,0 +1,131 @@
+"""Coalesce look-ups that many threads (or greenlets) make at once into one call for them all.
+
+A wake-up that reaches thousands of open event streams of a process makes them all ask the
+database the same kind of question at the same moment (is my session live? what is after my
+position?). Asked one by one, a 1,000-member group's message costs a statement per stream and
+queues thousands of readers on the connection pool. Through a :class:`Batcher`, the first caller
+asks for itself; while it waits on the database, the others queue their keys; when it has its
+answer, it asks once for everything queued (up to ``max_keys`` a call), until the queue is
+empty. A wave of N callers costs about N / ``max_keys`` + 1 calls, and callers asking for the
+same key share one answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Hashable, Mapping
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+#: How often a queued caller checks that someone is still answering (a safety net only: the
+#: caller that answers always settles every key it took, whatever happens).
+_LEADER_CHECK_SECONDS = 1.0
+
+
+class _Pending(Generic[V]):
+    """One key's answer, waited for by every caller of that key."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: V | None = None
+        self.error: BaseException | None = None
+
+    def result(self) -> V:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]  # set with done, when no error
+
+
+class Batcher(Generic[K, V]):
+    """Answer :meth:`get` for many concurrent callers with few calls of ``fetch_many``.
+
+    ``fetch_many(keys)`` must return an answer for every key it is given. It runs on whichever
+    caller is answering at the time, in that caller's context (an app context, say), so every
+    caller of one batcher must be able to run it alike.
+    """
+
+    def __init__(self, fetch_many: Callable[[list[K]], Mapping[K, V]], max_keys: int = 1000):
+        self._fetch_many = fetch_many
+        self._max_keys = max_keys
+        self._lock = threading.Lock()
+        self._queued: dict[K, _Pending[V]] = {}
+        self._answering = False
+        #: Calls of ``fetch_many`` made (for the tests and the benchmark).
+        self.calls = 0
+
+    def get(self, key: K) -> V:
+        """Return ``fetch_many``'s answer for ``key``, asked together with concurrent callers."""
+        with self._lock:
+            pending = self._queued.get(key)
+            if pending is None:
+                pending = self._queued[key] = _Pending()
+            answer = self._take_turn()
+        while True:
+            if answer:
+                self._answer_queued()
+            if pending.done.wait(_LEADER_CHECK_SECONDS):
+                return pending.result()
+            with self._lock:
+                answer = self._take_turn()
+
+    def _take_turn(self) -> bool:
+        """Become the caller that answers, if nobody is (under the lock)."""
+        if self._answering:
+            return False
+        self._answering = True
+        return True
+
+    def _answer_queued(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queued:
+                    self._answering = False
+                    return
+                batch = {
+                    key: self._queued.pop(key)
+                    for key in list(itertools.islice(self._queued, self._max_keys))
+                }
+            found: Mapping[K, V] = {}
+            error: BaseException | None = None
+            try:
+                self.calls += 1
+                found = self._fetch_many(list(batch))
+            except BaseException as exc:
+                error = exc
+                if not isinstance(exc, Exception):  # the answering caller is being stopped
+                    with self._lock:
+                        self._answering = False
+                    raise
+            finally:
+                for key, pending in batch.items():
+                    if error is not None:
+                        pending.error = error
+                    elif key in found:
+                        pending.value = found[key]
+                    else:
+                        pending.error = KeyError(key)
+                    pending.done.set()
+
+
+_registry_lock = threading.Lock()
+
+
+def batcher_in(
+    registry: dict[str, object],
+    name: str,
+    fetch_many: Callable[[list[K]], Mapping[K, V]],
+    max_keys: int = 1000,
+) -> Batcher[K, V]:
+    """Return the batcher ``name`` kept in ``registry`` (an app's ``extensions``), made once.
+
+    One per app, not per process: a test process serves apps on different databases, and a
+    caller must never answer for another app's callers.
+    """
+    with _registry_lock:
+        found = registry.get(name)
+        if not isinstance(found, Batcher):
+            found = registry[name] = Batcher(fetch_many, max_keys)
+        return found
