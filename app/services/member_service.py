@@ -67,16 +67,18 @@ def add_members(
         for uid in new_ids
     )
     members = conversation_crud.list_members(conversation_id)
+    resources = _member_resources(members)
     if new_ids:
-        everyone = [m.user_id for m in members]
-        joined = [
-            _member_event("member.added", conversation_id, everyone, m)
-            for m in members
-            if m.user_id in new_ids
+        joined = set(new_ids)
+        series = [
+            (m.user_id, resource)
+            for m, resource in zip(members, resources, strict=True)
+            if m.user_id in joined
         ]
+        event_service.emit_to_all_members("member.added", conversation_id, series)
         updated = conversation_service.conversation_event("conversation.updated", conversation)
-        event_service.emit([*joined, updated])
-    return _member_resources(members)
+        event_service.emit([updated])
+    return resources
 
 
 @transactional

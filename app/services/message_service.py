@@ -92,7 +92,7 @@ def _emit(type: str, message: Message) -> dict[str, Any]:
     """Tell every member; return the Message resource."""
     # Members cannot change meanwhile: every caller holds the conversation's row lock.
     data = message_resource(message)
-    event_service.emit_to_all_members(type, message.conversation_id, data)
+    event_service.emit_to_all_members(type, message.conversation_id, [(None, data)])
     return data
 
 
