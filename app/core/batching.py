@@ -26,17 +26,36 @@ _LEADER_CHECK_SECONDS = 1.0
 
 
 class _Pending(Generic[V]):
-    """One key's answer, waited for by every caller of that key."""
+    """One key's answer, waited for by every caller of that key.
+
+    Each caller waits on an event of its own, never several on one: under gevent, several
+    greenlets waiting with a timeout on one shared ``threading.Event`` were seen to stay
+    asleep after it was set (their timeouts did not fire either), by the hundred, when a
+    wake-up reached thousands of streams. One waiter per event is what every listener of
+    :mod:`app.core.wakeup` does too.
+    """
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.waiters: list[threading.Event] = []
         self.value: V | None = None
         self.error: BaseException | None = None
+
+    def wait_here(self) -> threading.Event:
+        """Return a new event that :meth:`settle` sets (under the batcher's lock)."""
+        event = threading.Event()
+        self.waiters.append(event)
+        return event
+
+    def settle(self, value: V | None, error: BaseException | None) -> None:
+        """Record the answer and wake every caller of the key."""
+        self.value, self.error = value, error
+        for event in self.waiters:
+            event.set()
 
     def result(self) -> V:
         if self.error is not None:
             raise self.error
-        return self.value  # type: ignore[return-value]  # set with done, when no error
+        return self.value  # type: ignore[return-value]  # settled, without an error
 
 
 class Batcher(Generic[K, V]):
@@ -62,11 +81,12 @@ class Batcher(Generic[K, V]):
             pending = self._queued.get(key)
             if pending is None:
                 pending = self._queued[key] = _Pending()
+            answered = pending.wait_here()  # a taken key is not found again: no waiter is late
             answer = self._take_turn()
         while True:
             if answer:
                 self._answer_queued()
-            if pending.done.wait(_LEADER_CHECK_SECONDS):
+            if answered.wait(_LEADER_CHECK_SECONDS):
                 return pending.result()
             with self._lock:
                 answer = self._take_turn()
@@ -102,12 +122,11 @@ class Batcher(Generic[K, V]):
             finally:
                 for key, pending in batch.items():
                     if error is not None:
-                        pending.error = error
+                        pending.settle(None, error)
                     elif key in found:
-                        pending.value = found[key]
+                        pending.settle(found[key], None)
                     else:
-                        pending.error = KeyError(key)
-                    pending.done.set()
+                        pending.settle(None, KeyError(key))
 
 
 _registry_lock = threading.Lock()
