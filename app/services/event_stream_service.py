@@ -67,28 +67,28 @@ def stream(
                 listener.hung_up = False  # checked just below: peer.gone()
                 version = hub.version(user_id)
                 fresh = version != read_version  # woken: the log or the session may have moved
-                if (
-                    time.time() >= expires_at
-                    or shutting_down()
-                    or peer.gone()
-                    or peer.backlogged()
-                    or (fresh and read_version is not None and not _live(session_id, live_sessions))
-                ):
+                if time.time() >= expires_at or shutting_down() or peer.gone() or peer.backlogged():
                     # Stopping, a client gone or not reading: it reconnects with Last-Event-ID.
                     end_read()
                     return
-                for type, data in listener.take_ephemeral():
-                    yield _sse(type, data)
-                    last_sent = time.monotonic()
                 if fresh:
                     if read_version is None:  # the first read, or reading on: on its own
+                        live = True  # checked by the request itself, or at the last wake-up
                         events, scanned = event_crud.events_after(
                             user_id, since, event_service.BATCH
                         )
                     else:  # woken: together with every stream the wake-up reached
-                        events, scanned = _read_woken(user_id, since)
+                        live, events, scanned = _read_woken(
+                            user_id, since, session_id, live_sessions
+                        )
                     views = [event_service.event_view(e) for e in events]
                     end_read()
+                    if not live:  # its session ended: the client signs in again
+                        return
+                for type, data in listener.take_ephemeral():
+                    yield _sse(type, data)
+                    last_sent = time.monotonic()
+                if fresh:
                     more = scanned - since >= event_service.BATCH  # a full batch: read on now
                     since = scanned
                     for view in views:
@@ -111,29 +111,25 @@ def stream(
         hub.detach(listener)
 
 
-def _live(session_id: int | None, live_sessions: LiveSessions) -> bool:
-    """Whether the stream's session is live, asked with every stream woken at the same time."""
-    if session_id is None:
-        return False
-
-    def fetch_many(ids: list[int]) -> dict[int, bool]:
-        live = live_sessions(ids)
-        return {sid: sid in live for sid in ids}
-
-    checks = batcher_in(current_app.extensions, "parley.stream_sessions", fetch_many)
-    return checks.get(session_id)
+Woken = tuple[int, int, int | None]  #: a woken stream's (user, position, auth session)
 
 
-def _read_woken(user_id: int, since: int) -> tuple[list[Any], int]:
-    """Read a woken stream's next batch, in one statement with the other woken streams."""
-    reads = batcher_in(current_app.extensions, "parley.stream_reads", _read_ranges)
-    return reads.get((user_id, since))
+def _read_woken(
+    user_id: int, since: int, session_id: int | None, live_sessions: LiveSessions
+) -> tuple[bool, list[Any], int]:
+    """Whether a woken stream's session is live, its next batch and the position scanned.
 
+    Asked together with every stream the same wake-up reached: one session statement and one
+    log statement for up to a thousand of them.
+    """
 
-def _read_ranges(
-    ranges: list[event_crud.Range],
-) -> Mapping[event_crud.Range, tuple[list[Any], int]]:
-    return event_crud.events_in_ranges(ranges, event_service.BATCH)
+    def fetch_many(keys: list[Woken]) -> dict[Woken, tuple[bool, list[Any], int]]:
+        live = live_sessions(sorted({sid for _, _, sid in keys if sid is not None}))
+        ranges = event_crud.events_in_ranges([(u, s) for u, s, _ in keys], event_service.BATCH)
+        return {key: (key[2] in live, *ranges[key[0], key[1]]) for key in keys}
+
+    reads = batcher_in(current_app.extensions, "parley.woken_streams", fetch_many)
+    return reads.get((user_id, since, session_id))
 
 
 def _sse(type: str, data: Mapping[str, Any], id: str | None = None) -> str:
