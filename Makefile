@@ -15,7 +15,8 @@ help:
 	@echo "make lint     - ruff, ruff format --check, mypy and import-linter"
 	@echo "make migrate  - autogenerate a migration: make migrate m='what changed'"
 	@echo "make upgrade  - apply migrations to DATABASE_URL (default instance/parley.db)"
-	@echo "make bench    - benchmarks on PostgreSQL: HTTP against a bare-Flask ceiling, event latency"
+	@echo "make bench    - benchmarks on PostgreSQL: HTTP against a bare-Flask ceiling, event latency,"
+	@echo "                10,000 event streams at once"
 	@echo "make soak     - five minutes of mixed traffic: errors by status, worker memory growth"
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -61,11 +62,13 @@ check-migrations: $(BIN)/.installed
 	$(BIN)/flask db check
 
 # Benchmarks run on fresh PostgreSQL databases of their own (BENCH_ADMIN_URL, default the local
-# server) and are never part of the pass/fail test run. They need wrk (apt-get install wrk).
+# server) and are never part of the pass/fail test run. They need wrk (apt-get install wrk), and
+# the real-time part needs redis-server and a hard file-descriptor limit of 12,048 (ulimit -Hn).
 bench: $(BIN)/.installed
 	$(PY) scripts/bench_http.py
 	$(PY) scripts/bench_cpu.py
 	$(PY) scripts/bench_events.py
+	$(PY) scripts/bench_realtime.py
 
 # Five minutes of mixed traffic over every endpoint against gunicorn on a fresh PostgreSQL
 # database; fails on any 5xx or on 10 % worker memory growth. SOAK_ARGS="--minutes 1" shortens it.

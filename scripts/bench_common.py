@@ -72,13 +72,17 @@ def start_server(
     ready_path: str = "/readyz",
     tree: Path = ROOT,
 ) -> subprocess.Popen[bytes]:
-    """Start ``gunicorn -c gunicorn.conf.py <app>`` of the work tree ``tree`` on ``port``."""
+    """Start ``gunicorn -c gunicorn.conf.py <app>`` of the work tree ``tree`` on ``port``.
+
+    Its log goes to the file ``BENCH_SERVER_LOG`` names, if set (else nowhere).
+    """
+    log_path = os.environ.get("BENCH_SERVER_LOG")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app],
         cwd=tree,
         env={**env, "PORT": str(port), "HOST": "127.0.0.1"},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(log_path, "ab") if log_path else subprocess.DEVNULL,  # noqa: SIM115
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
