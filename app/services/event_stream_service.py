@@ -77,11 +77,11 @@ def stream(
                         events, scanned = event_crud.events_after(
                             user_id, since, event_service.BATCH
                         )
+                        frames = _frames(events)
                     else:  # woken: together with every stream the wake-up reached
-                        live, events, scanned = _read_woken(
+                        live, frames, scanned = _read_woken(
                             user_id, since, session_id, live_sessions
                         )
-                    views = [event_service.event_view(e) for e in events]
                     end_read()
                     if not live:  # its session ended: the client signs in again
                         return
@@ -91,10 +91,10 @@ def stream(
                 if fresh:
                     more = scanned - since >= event_service.BATCH  # a full batch: read on now
                     since = scanned
-                    for view in views:
+                    for frame in frames:
                         if peer.backlogged():  # a slow consumer: end rather than buffer
                             return
-                        yield _sse(view["type"], view, id=view["cursor"])
+                        yield frame
                         last_sent = time.monotonic()
                     read_version = None if more else version
                     if more:
@@ -116,20 +116,31 @@ Woken = tuple[int, int, int | None]  #: a woken stream's (user, position, auth s
 
 def _read_woken(
     user_id: int, since: int, session_id: int | None, live_sessions: LiveSessions
-) -> tuple[bool, list[Any], int]:
-    """Whether a woken stream's session is live, its next batch and the position scanned.
+) -> tuple[bool, list[str], int]:
+    """Whether a woken stream's session is live, its next batch (as SSE) and the position scanned.
 
     Asked together with every stream the same wake-up reached: one session statement and one
-    log statement for up to a thousand of them.
+    log statement for up to a thousand of them; streams asking the same (a user's tabs) share
+    one answer, rendered once.
     """
 
-    def fetch_many(keys: list[Woken]) -> dict[Woken, tuple[bool, list[Any], int]]:
+    def fetch_many(keys: list[Woken]) -> dict[Woken, tuple[bool, list[str], int]]:
         live = live_sessions(sorted({sid for _, _, sid in keys if sid is not None}))
         ranges = event_crud.events_in_ranges([(u, s) for u, s, _ in keys], event_service.BATCH)
-        return {key: (key[2] in live, *ranges[key[0], key[1]]) for key in keys}
+        answers = {}
+        for key in keys:
+            events, scanned = ranges[key[0], key[1]]
+            answers[key] = (key[2] in live, _frames(events), scanned)
+        return answers
 
     reads = batcher_in(current_app.extensions, "parley.woken_streams", fetch_many)
     return reads.get((user_id, since, session_id))
+
+
+def _frames(events: Sequence[Any]) -> list[str]:
+    """Render log rows as SSE events, each with its cursor as ``id``."""
+    views = [event_service.event_view(e) for e in events]
+    return [_sse(view["type"], view, id=view["cursor"]) for view in views]
 
 
 def _sse(type: str, data: Mapping[str, Any], id: str | None = None) -> str:
