@@ -4,10 +4,10 @@ A wake-up that reaches thousands of open event streams of a process makes them a
 database the same kind of question at the same moment (is my session live? what is after my
 position?). Asked one by one, a 1,000-member group's message costs a statement per stream and
 queues thousands of readers on the connection pool. Through a :class:`Batcher`, the first caller
-asks for itself; while it waits on the database, the others queue their keys; when it has its
-answer, it asks once for everything queued (up to ``max_keys`` a call), until the queue is
-empty. A wave of N callers costs about N / ``max_keys`` + 1 calls, and callers asking for the
-same key share one answer.
+answers: it lets every caller that is ready to run queue its key, then asks once for everything
+queued (up to ``max_keys`` a call), and again for what was queued meanwhile, until the queue is
+empty. A wave of N callers costs about N / ``max_keys`` calls, and callers asking for the same
+key share one answer.
 """
 
 from __future__ import annotations
