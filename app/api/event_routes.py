@@ -67,7 +67,6 @@ def stream_events(query: dict[str, Any]) -> Response:
         user_id,
         since,
         session_id=session_of(claims),
-        live_sessions=auth_service.live_sessions,
         keepalive=float(current_app.config["EVENTS_KEEPALIVE_SECONDS"]),
         expires_at=float(claims["exp"]),
         slot=slot,

@@ -73,7 +73,7 @@ class Batcher(Generic[K, V]):
         self._lock = threading.Lock()
         self._queued: dict[K, _Pending[V]] = {}
         self._answering = False
-        #: Calls of ``fetch_many`` made (for the tests and the benchmark).
+        #: Calls of ``fetch_many`` made (for the tests).
         self.calls = 0
 
     def get(self, key: K) -> V:

@@ -153,8 +153,9 @@ def emit_to_all_members(
 
     ``series``: each event's ``(subject_id, data)`` (``subject_id`` as :class:`Event`'s), in
     order. The caller holds the conversation's row lock (members cannot change meanwhile). Two
-    statements however large the conversation, where :func:`emit` needs a row per recipient:
-    500 joiners of a 1,000-member group are 500,000 rows that the database writes, not Python.
+    statements however large the conversation (the second executed once per event), where
+    :func:`emit` needs a row per recipient: 499 joiners of a 500-member group are about 500,000
+    rows, which the database writes, not Python.
     """
     rows = [(subject_id, jsonable(data)) for subject_id, data in series]
     recipients = event_crud.fan_out(conversation_id, type, rows, utcnow())

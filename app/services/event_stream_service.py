@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from flask import current_app
@@ -31,15 +31,11 @@ from app.database.connection import end_read
 from app.services import event_service, presence_service
 from app.services.event_service import jsonable
 
-#: Which of these auth sessions are live (the auth domain's answer, handed in by the route).
-LiveSessions = Callable[[Sequence[int]], set[int]]
-
 
 def stream(
     user_id: int,
     since: int,
     session_id: int | None,
-    live_sessions: LiveSessions,
     keepalive: float,
     expires_at: float,
     slot: Slot,
@@ -51,7 +47,7 @@ def stream(
     when its client goes away or stops reading (``peer``). ``slot`` (from
     :func:`event_service.open_connection`) is renewed while the stream lasts; the caller
     releases it when the response closes. ``session_id``: the token's session, checked after
-    each wake-up through ``live_sessions`` (and by the presence sweep of the process).
+    each wake-up (and by the presence sweep of the process).
     """
     hub = event_service.waker()
     listener = hub.attach(user_id, ephemeral=True)
@@ -79,9 +75,7 @@ def stream(
                         )
                         frames = _frames(events)
                     else:  # woken: together with every stream the wake-up reached
-                        live, frames, scanned = _read_woken(
-                            user_id, since, session_id, live_sessions
-                        )
+                        live, frames, scanned = _read_woken(user_id, since, session_id)
                     end_read()
                     if not live:  # its session ended: the client signs in again
                         return
@@ -114,27 +108,25 @@ def stream(
 Woken = tuple[int, int, int | None]  #: a woken stream's (user, position, auth session)
 
 
-def _read_woken(
-    user_id: int, since: int, session_id: int | None, live_sessions: LiveSessions
-) -> tuple[bool, list[str], int]:
+def _read_woken(user_id: int, since: int, session_id: int | None) -> tuple[bool, list[str], int]:
     """Whether a woken stream's session is live, its next batch (as SSE) and the position scanned.
 
     Asked together with every stream the same wake-up reached: one session statement and one
     log statement for up to a thousand of them; streams asking the same (a user's tabs) share
     one answer, rendered once.
     """
-
-    def fetch_many(keys: list[Woken]) -> dict[Woken, tuple[bool, list[str], int]]:
-        live = live_sessions(sorted({sid for _, _, sid in keys if sid is not None}))
-        ranges = event_crud.events_in_ranges([(u, s) for u, s, _ in keys], event_service.BATCH)
-        answers = {}
-        for key in keys:
-            events, scanned = ranges[key[0], key[1]]
-            answers[key] = (key[2] in live, _frames(events), scanned)
-        return answers
-
-    reads = batcher_in(current_app.extensions, "parley.woken_streams", fetch_many)
+    reads = batcher_in(current_app.extensions, "parley.woken_streams", _answer_woken)
     return reads.get((user_id, since, session_id))
+
+
+def _answer_woken(keys: list[Woken]) -> dict[Woken, tuple[bool, list[str], int]]:
+    live = presence_service.live_sessions(sorted({sid for _, _, sid in keys if sid is not None}))
+    ranges = event_crud.events_in_ranges([(u, s) for u, s, _ in keys], event_service.BATCH)
+    answers = {}
+    for key in keys:
+        events, scanned = ranges[key[0], key[1]]
+        answers[key] = (key[2] in live, _frames(events), scanned)
+    return answers
 
 
 def _frames(events: Sequence[Any]) -> list[str]:

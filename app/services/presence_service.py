@@ -108,9 +108,15 @@ def announce(user_id: int, status: str, last_seen_at: datetime | None) -> None:
 
 
 def check_sessions_with(live_sessions: Callable[[Sequence[int]], set[int]]) -> None:
-    """Give the sweep its check: which of these auth sessions are live."""
+    """Give the real-time tier its check: which of these auth sessions are live."""
     global _live_sessions
     _live_sessions = live_sessions
+
+
+def live_sessions(session_ids: Sequence[int]) -> set[int]:
+    """Return which of these auth sessions are live (the check ``create_app`` handed in)."""
+    assert _live_sessions is not None, "create_app() hands the real-time tier its session check"
+    return _live_sessions(session_ids) if session_ids else set()
 
 
 def connected(user_id: int, session_id: int | None = None) -> None:
@@ -242,8 +248,8 @@ class Clock:
             user_service.mark_seen(users, utcnow())
         with self._lock:
             sessions = list(self._sessions)
-        if sessions and _live_sessions is not None:
-            live = _live_sessions(sorted({sid for _, sid in sessions}))
+        if sessions:
+            live = live_sessions(sorted({sid for _, sid in sessions}))
             end_read()
             ended = {uid for uid, sid in sessions if sid not in live}
             if ended:  # their connections wake, check their session and end
