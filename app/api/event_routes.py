@@ -69,7 +69,6 @@ def stream_events(query: dict[str, Any]) -> Response:
         session_id=session_of(claims),
         keepalive=float(current_app.config["EVENTS_KEEPALIVE_SECONDS"]),
         expires_at=float(claims["exp"]),
-        slot=slot,
         peer=Peer(
             request.environ.get("gunicorn.socket"),
             float(current_app.config["EVENTS_SEND_TIMEOUT_SECONDS"]),

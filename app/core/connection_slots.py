@@ -3,9 +3,11 @@
 ``EVENTS_MAX_CONNECTIONS_PER_USER`` (10) is the most a user may hold; one more is refused with
 ``429 too_many_connections``. With ``REDIS_URL`` the count is shared by every process and machine:
 a sorted set per user, under ``REDIS_PREFIX``, whose members are the open connections, each with
-the time it expires unless renewed; a connection renews itself while it waits, so one that died
-without saying so (its process was killed) frees its slot within :data:`SLOT_SECONDS`. Without
-Redis, or while it is down, each process counts its own connections.
+the time it expires unless renewed. Each process renews all the slots it holds together, every
+third of :data:`SLOT_SECONDS`, in a few pipelined calls (never one call per connection, and
+never on a connection's way to its events), so a connection that died without saying so (its
+process was killed) frees its slot within :data:`SLOT_SECONDS`. Without Redis, or while it is
+down, each process counts its own connections.
 """
 
 from __future__ import annotations
@@ -50,17 +52,10 @@ class TooManyConnectionsError(AppError):
 
 
 class Slot:
-    """One held connection slot: renew it while waiting, release it when done."""
+    """One held connection slot: release it when done (its process renews it meanwhile)."""
 
     def __init__(self, slots: ConnectionSlots, user_id: int, slot_id: str, shared: bool) -> None:
         self.slots, self.user_id, self.slot_id, self.shared = slots, user_id, slot_id, shared
-        self.renewed = time.monotonic()
-
-    def renew(self) -> None:
-        """Keep the slot alive (cheap: at most one Redis call every third of its lifetime)."""
-        if self.shared and time.monotonic() - self.renewed > SLOT_SECONDS / 3:
-            self.renewed = time.monotonic()
-            self.slots.renew(self)
 
     def release(self) -> None:
         """Give the slot back."""
@@ -77,6 +72,9 @@ class ConnectionSlots:
         self._lock = threading.Lock()
         self._client: Any = None
         self._last_error_log = 0.0
+        #: The shared slots this process holds, renewed together by :meth:`_renew_forever`.
+        self._held: dict[str, Slot] = {}
+        self._renewer: threading.Thread | None = None
 
     def _key(self, user_id: int) -> str:
         return f"{self.prefix}:event-connections:{user_id}"
@@ -108,24 +106,50 @@ class ConnectionSlots:
             else:
                 if not taken:
                     raise TooManyConnectionsError(retry_after=5)
-                return Slot(self, user_id, slot_id, shared=True)
+                slot = Slot(self, user_id, slot_id, shared=True)
+                with self._lock:
+                    self._held[slot_id] = slot
+                    if self._renewer is None or not self._renewer.is_alive():
+                        self._renewer = threading.Thread(
+                            target=self._renew_forever, name="parley-slots", daemon=True
+                        )
+                        self._renewer.start()
+                return slot
         with self._lock:
             if self._local[user_id] >= limit:
                 raise TooManyConnectionsError(retry_after=5)
             self._local[user_id] += 1
         return Slot(self, user_id, slot_id, shared=False)
 
-    def renew(self, slot: Slot) -> None:
-        """Move a shared slot's expiry on."""
+    def _renew_forever(self) -> None:
+        while True:
+            time.sleep(SLOT_SECONDS / 3)
+            self.renew_held()
+
+    def renew_held(self) -> None:
+        """Move on the expiry of every shared slot this process holds: a call per 500 users."""
+        with self._lock:
+            by_user: defaultdict[int, list[str]] = defaultdict(list)
+            for slot in self._held.values():
+                by_user[slot.user_id].append(slot.slot_id)
+        users = list(by_user.items())
         try:
-            self._redis().zadd(self._key(slot.user_id), {slot.slot_id: time.time() + SLOT_SECONDS})
-        except Exception as error:
+            for start in range(0, len(users), 500):
+                expires = time.time() + SLOT_SECONDS
+                pipe = self._redis().pipeline(transaction=False)
+                for user_id, slot_ids in users[start : start + 500]:
+                    pipe.zadd(self._key(user_id), dict.fromkeys(slot_ids, expires))
+                pipe.execute()
+                time.sleep(0)  # under gevent: let connections run between the calls
+        except Exception as error:  # tried again next time; a slot lapses only after a minute
             self._client = None
-            self._log_error("could not renew a connection slot: %s", error)
+            self._log_error("could not renew connection slots: %s", error)
 
     def release(self, slot: Slot) -> None:
         """Give a slot back."""
         if slot.shared:
+            with self._lock:
+                self._held.pop(slot.slot_id, None)
             try:
                 self._redis().zrem(self._key(slot.user_id), slot.slot_id)
             except Exception as error:  # it expires by itself

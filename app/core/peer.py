@@ -4,7 +4,9 @@ A waiting stream writes nothing until its next event or keep-alive; a client tha
 meanwhile would keep its connection, its slot and its memory until then. Under gevent,
 :meth:`Peer.watch` asks the event loop to wake the listener the moment the socket turns
 readable (an SSE client sends nothing after its request, so readable means it closed or reset),
-and :meth:`Peer.gone` confirms it; on other workers the stream checks at each wake-up.
+and :meth:`Peer.gone` confirms it (asking the kernel only then: a wake-up that reaches thousands
+of streams costs no system call per stream for it); on other workers the stream checks at each
+wake-up.
 
 A client that stops reading (a slow consumer) fills the socket's send buffer. Before each event
 the stream asks the kernel how many bytes are still unsent (:meth:`Peer.backlogged`); past
@@ -81,6 +83,8 @@ class Peer:
     def __init__(self, sock: socket.socket | None, send_timeout: float) -> None:
         self.sock = sock
         self._watcher: Any = None
+        #: While True, the event loop watches the socket: it is not gone, no need to ask.
+        self._armed = False
         self._timeout: float | None = None
         if sock is not None:
             try:
@@ -100,14 +104,16 @@ class Peer:
 
         def readable() -> None:  # runs in the event loop: no blocking here
             watcher.stop()
+            self._armed = False
             listener.hang_up()
 
         watcher.start(readable)
         self._watcher = watcher
+        self._armed = True
 
     def gone(self) -> bool:
         """Whether the client has closed its end (a read would find the end of the stream)."""
-        if self.sock is None:
+        if self.sock is None or self._armed:  # armed: the loop would have said so
             return False
         try:
             fd = self.sock.fileno()
@@ -136,6 +142,7 @@ class Peer:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+            self._armed = False
         if self.sock is not None:
             try:
                 self.sock.settimeout(self._timeout)

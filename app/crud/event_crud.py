@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -167,18 +168,29 @@ def events_after(user_id: int, since: int, limit: int) -> tuple[Sequence[UserEve
 Range = tuple[int, int]  #: a reader's (user, position read up to)
 
 
-@functools.lru_cache(maxsize=32)
-def _ranges_statement(size: int, lateral: bool) -> sa.Select[Any]:
-    """Build the statement of :func:`events_in_ranges` for ``size`` ranges (once per size).
+@functools.lru_cache(maxsize=2)
+def _ranges_statement(postgresql: bool) -> sa.Select[Any]:
+    """Build the statement of :func:`events_in_ranges` (once per dialect).
 
-    ``lateral`` (PostgreSQL): each range is its own index scan. Joined plainly, PostgreSQL's
-    planner, unable to estimate the ranges, hashes the whole log instead (hundreds of
-    milliseconds once it holds a few hundred thousand rows); SQLite, which has no LATERAL,
-    probes the index for each range by itself.
+    The ranges travel as one parameter, so the statement's text is short and the same for any
+    number of them (a statement with thousands of parameters costs the driver more to prepare
+    than the database to run): two arrays on PostgreSQL, JSON on SQLite. On PostgreSQL each
+    range is its own (LATERAL) index scan: joined plainly, the planner, unable to estimate the
+    ranges, hashes the whole log instead (hundreds of milliseconds once it holds a few hundred
+    thousand rows); SQLite, which has no LATERAL, probes the index for each range by itself.
     """
-    rows = ", ".join(f"(CAST(:u{i} AS BIGINT), CAST(:s{i} AS BIGINT))" for i in range(size))
+    if postgresql:
+        given = (
+            "SELECT user_id, since FROM unnest(CAST(:users AS BIGINT[]), "
+            "CAST(:sinces AS BIGINT[])) AS r(user_id, since)"
+        )
+    else:
+        given = (
+            "SELECT CAST(value ->> 0 AS INTEGER) AS user_id, "
+            "CAST(value ->> 1 AS INTEGER) AS since FROM json_each(:ranges)"
+        )
     wanted = (
-        sa.text(f"SELECT column1 AS user_id, column2 AS since FROM (VALUES {rows}) AS v")
+        sa.text(given)
         .columns(sa.column("user_id", sa.BigInteger), sa.column("since", sa.BigInteger))
         .subquery("wanted")
     )
@@ -188,7 +200,7 @@ def _ranges_statement(size: int, lateral: bool) -> sa.Select[Any]:
         events.c.seq > wanted.c.since,
         events.c.seq <= wanted.c.since + limit,
     )
-    if lateral:
+    if postgresql:
         found = (
             sa.select(events).where(in_range).order_by(events.c.seq).limit(limit).lateral("found")
         )
@@ -212,18 +224,17 @@ def events_in_ranges(
     One statement for up to a thousand readers, for the readers a wake-up reached together. A
     user's positions are dense (taken one after another by the transaction that writes them,
     and pruned only from the oldest), so the ``limit`` positions after ``since`` are the next
-    ``limit`` events. The number of ranges is padded to a power of two (with user 0, who has no
-    events), so that at most eleven statement shapes are ever compiled and cached.
+    ``limit`` events.
     """
     found: dict[Range, tuple[list[sa.Row[Any]], int]] = {r: ([], r[1]) for r in ranges}
-    lateral = db.session.get_bind().dialect.name == "postgresql"
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    statement = _ranges_statement(postgresql)
     for chunk in in_lists(list(dict.fromkeys(ranges))):
-        size = 1 << (len(chunk) - 1).bit_length()
-        padded = [*chunk, *[(0, 0)] * (size - len(chunk))]
         params: dict[str, Any] = {"limit": limit}
-        for i, (user_id, since) in enumerate(padded):
-            params[f"u{i}"], params[f"s{i}"] = user_id, since
-        statement = _ranges_statement(size, lateral)
+        if postgresql:
+            params["users"], params["sinces"] = [u for u, _ in chunk], [s for _, s in chunk]
+        else:
+            params["ranges"] = json.dumps(chunk)
         for row in db.session.execute(statement, params):
             key = (row.user_id, row.since)
             deliverable, _ = found[key]

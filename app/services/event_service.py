@@ -266,7 +266,7 @@ def _poll(
         if waits:
             presence_service.connected(user_id, session_id)
         try:
-            return _poll_until(hub, listener, since, timeout, still_valid, slot)
+            return _poll_until(hub, listener, since, timeout, still_valid)
         finally:
             if waits:
                 presence_service.disconnected(user_id, session_id)
@@ -280,14 +280,11 @@ def _poll_until(
     since: int,
     timeout: float,
     still_valid: Callable[[], bool],
-    slot: Slot | None,
 ) -> dict[str, Any]:
     user_id = listener.user_id
     deadline = time.monotonic() + timeout
     first = True
     while True:
-        if slot is not None:
-            slot.renew()
         version = hub.version(user_id)
         if not first and not still_valid():
             end_read()

@@ -23,7 +23,6 @@ from typing import Any
 from flask import current_app
 
 from app.core.batching import batcher_in
-from app.core.connection_slots import Slot
 from app.core.peer import Peer
 from app.core.wakeup import shutting_down
 from app.crud import event_crud
@@ -38,16 +37,15 @@ def stream(
     session_id: int | None,
     keepalive: float,
     expires_at: float,
-    slot: Slot,
     peer: Peer,
 ) -> Iterator[str]:
     """Yield Server-Sent Events after ``since`` until the token expires or its session ends.
 
     Ephemeral events arrive between the logged ones, without ``id:``. The stream also ends
-    when its client goes away or stops reading (``peer``). ``slot`` (from
-    :func:`event_service.open_connection`) is renewed while the stream lasts; the caller
-    releases it when the response closes. ``session_id``: the token's session, checked after
-    each wake-up (and by the presence sweep of the process).
+    when its client goes away or stops reading (``peer``). The caller holds the stream's
+    connection slot (:func:`event_service.open_connection`) and releases it when the response
+    closes. ``session_id``: the token's session, checked after each wake-up (and by the
+    presence sweep of the process).
     """
     hub = event_service.waker()
     listener = hub.attach(user_id, ephemeral=True)
@@ -59,7 +57,6 @@ def stream(
             last_sent = time.monotonic()
             read_version: int | None = None  # the wake-up version the last read saw
             while True:
-                slot.renew()
                 listener.hung_up = False  # checked just below: peer.gone()
                 version = hub.version(user_id)
                 fresh = version != read_version  # woken: the log or the session may have moved

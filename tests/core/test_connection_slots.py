@@ -49,16 +49,49 @@ def test_redis_shares_the_count_between_processes() -> None:
 
 
 @needs_redis
-def test_a_slot_not_renewed_expires(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A process killed mid-stream never releases its slots: they lapse instead."""
-    monkeypatch.setattr(connection_slots, "SLOT_SECONDS", 0.3)
-    slots = ConnectionSlots(REDIS_URL, f"parley-test-{uuid.uuid4().hex}")
+def test_held_slots_are_renewed_and_a_dead_process_s_lapse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process killed mid-stream never releases its slots: they lapse, the held ones do not."""
+    import redis
+
+    monkeypatch.setattr(connection_slots, "SLOT_SECONDS", 0.6)  # renewed every 0.2 s
+    prefix = f"parley-test-{uuid.uuid4().hex}"
+    dead_process = redis.Redis.from_url(REDIS_URL)
+    dead_process.zadd(f"{prefix}:event-connections:9", {"left-behind": time.time() + 0.6})
+    slots = ConnectionSlots(REDIS_URL, prefix)
     kept = slots.take(9, limit=2)
-    slots.take(9, limit=2)  # never renewed nor released
-    time.sleep(0.2)
-    kept.renewed = 0  # due for renewal
-    kept.renew()
-    time.sleep(0.2)
-    slots.take(9, limit=2)  # the abandoned one lapsed; the renewed one still counts
+    with pytest.raises(TooManyConnectionsError):
+        slots.take(9, limit=2)  # the dead process's slot still counts
+    time.sleep(1.0)  # past both slots' first expiry: only the held one was renewed
+    extra = slots.take(9, limit=2)
     with pytest.raises(TooManyConnectionsError):
         slots.take(9, limit=2)
+    kept.release()
+    extra.release()
+    assert dead_process.zcard(f"{prefix}:event-connections:9") == 0
+
+
+@needs_redis
+def test_many_held_slots_are_renewed_in_a_few_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    slots = ConnectionSlots(REDIS_URL, f"parley-test-{uuid.uuid4().hex}")
+    held = [slots.take(user_id, limit=3) for user_id in range(1200) for _ in range(2)]
+    calls = []
+    real = slots._redis()
+    monkeypatch.setattr(
+        real, "pipeline", lambda **kw: calls.append(kw) or type(real).pipeline(real, **kw)
+    )
+    before = time.time()
+    slots.renew_held()
+    assert len(calls) == 3  # 1,200 users: a pipeline per 500
+    for slot in held[:: len(held) // 7]:
+        assert real.zscore(slots._key(slot.user_id), slot.slot_id) > before
+    for slot in held:
+        slot.release()
+
+
+def test_renewing_with_redis_gone_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    slots = ConnectionSlots(DEAD_REDIS, "parley-test")
+    slots._held["x"] = connection_slots.Slot(slots, 1, "x", shared=True)  # taken before it went
+    slots.renew_held()
+    assert "could not renew connection slots" in caplog.text
