@@ -17,6 +17,7 @@ import math
 import secrets
 import threading
 import time
+import weakref
 from collections import defaultdict
 from typing import Any
 
@@ -73,7 +74,9 @@ class ConnectionSlots:
         self._client: Any = None
         self._last_error_log = 0.0
         #: The shared slots this process holds, renewed together by :meth:`_renew_forever`.
-        self._held: dict[str, Slot] = {}
+        #: Weakly: a slot dropped without being released (a bug) is not renewed for ever, it
+        #: lapses like one of a killed process.
+        self._held: weakref.WeakValueDictionary[str, Slot] = weakref.WeakValueDictionary()
         self._renewer: threading.Thread | None = None
 
     def _key(self, user_id: int) -> str:
@@ -130,7 +133,7 @@ class ConnectionSlots:
         """Move on the expiry of every shared slot this process holds: a call per 500 users."""
         with self._lock:
             by_user: defaultdict[int, list[str]] = defaultdict(list)
-            for slot in self._held.values():
+            for slot in list(self._held.values()):
                 by_user[slot.user_id].append(slot.slot_id)
         users = list(by_user.items())
         try:
