@@ -135,7 +135,7 @@ GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def post_worker_init(worker: Any) -> None:
-    """On SIGTERM, end long-polls and event streams at once, then stop as gunicorn does.
+    """Tune the worker's garbage collection; on SIGTERM, end event connections, then stop.
 
     gunicorn's graceful stop lets in-flight requests finish (up to graceful_timeout) while it
     accepts no new ones; a waiting long-poll or an open event stream would otherwise hold the
