@@ -25,9 +25,12 @@ import termios
 import threading
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.utils import on_gevent
+
+if TYPE_CHECKING:
+    from app.core.read_ahead import ReadAhead
 
 #: Ephemeral events one stream keeps for its reader at most; older ones are dropped.
 INBOX_SIZE = 64
@@ -50,7 +53,16 @@ def _real_poll() -> Any:
 class Listener:
     """One open event connection of a user: what wakes it, and its ephemeral events."""
 
-    __slots__ = ("user_id", "event", "inbox", "position", "hung_up")
+    __slots__ = (
+        "user_id",
+        "event",
+        "inbox",
+        "position",
+        "hung_up",
+        "session_id",
+        "read_ahead",
+        "answer",
+    )
 
     def __init__(self, user_id: int, ephemeral: bool) -> None:
         self.user_id = user_id
@@ -63,6 +75,12 @@ class Listener:
         self.position: int | None = None
         #: Set when its client may have gone away: it wakes to check.
         self.hung_up = False
+        #: The auth session it was opened with (checked when it is read for).
+        self.session_id: int | None = None
+        #: Who reads for it when a commit wakes it (see app.core.read_ahead); None: itself.
+        self.read_ahead: ReadAhead | None = None
+        #: What the read-ahead left it: (position read from, wake-up version, what was read).
+        self.answer: tuple[int, int, Any] | None = None
 
     def take_ephemeral(self) -> list[tuple[str, Mapping[str, Any]]]:
         """Return and forget the ephemeral events waiting for this listener."""
@@ -70,6 +88,16 @@ class Listener:
         while self.inbox:
             taken.append(self.inbox.popleft())
         return taken
+
+    def take_answer(self, position: int, version: int) -> Any:
+        """Return what was read ahead for it, if read from ``position`` at ``version``; else None.
+
+        Forgotten either way: an answer is used once, and a stale one never.
+        """
+        answer, self.answer = self.answer, None
+        if answer is None or answer[0] != position or answer[1] != version:
+            return None
+        return answer[2]
 
     def hang_up(self) -> None:
         """Note that the client may have gone away, and wake the listener to check."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import time
 from collections import defaultdict
@@ -29,6 +30,7 @@ from typing import Any
 
 from app.core import redis_pool
 from app.core.peer import Listener
+from app.core.read_ahead import ReadAhead
 from app.core.utils import on_gevent
 
 log = logging.getLogger("parley.wakeup")
@@ -74,6 +76,9 @@ class Waker:
         self.redis_url = redis_url
         self.poll_seconds = poll_seconds
         self.channel = f"{prefix}:events"
+        #: Names this process's wake-ups on the channel, so that it skips their echo: it woke
+        #: its own readers when it published (a second wake-up would make each read again).
+        self.origin = secrets.token_hex(8)
         self._lock = threading.Lock()
         self._versions: defaultdict[int, int] = defaultdict(int)
         #: Each open event connection, under its user.
@@ -167,12 +172,22 @@ class Waker:
     # -- notifying ------------------------------------------------------------------------
 
     def notify_local(self, user_ids: Iterable[int]) -> None:
-        """Wake this process's readers of these users."""
+        """Wake this process's readers of these users.
+
+        A waiting reader with a read-ahead is handed to it instead, which reads for all of them
+        at once and then wakes them (see :mod:`app.core.read_ahead`).
+        """
+        ahead: dict[ReadAhead, list[Listener]] = {}
         with self._lock:
             for user_id in user_ids:
                 self._versions[user_id] += 1
                 for listener in self._listeners.get(user_id, ()):
-                    listener.event.set()
+                    if listener.read_ahead is not None and listener.position is not None:
+                        ahead.setdefault(listener.read_ahead, []).append(listener)
+                    else:
+                        listener.event.set()
+            for read_ahead, listeners in ahead.items():
+                read_ahead.submit(listeners)
 
     def deliver_local(self, user_ids: Iterable[int], type: str, data: Mapping[str, Any]) -> None:
         """Hand an ephemeral event to this process's open streams of these users."""
@@ -191,8 +206,9 @@ class Waker:
         self.notify_local(ids)
         if not self.redis_url:
             return
+        message = json.dumps({"users": ids, "from": self.origin})  # its own echo is skipped
         try:
-            self._redis().publish(self.channel, json.dumps(ids))
+            self._redis().publish(self.channel, message)
         except Exception as error:  # Redis down: readers elsewhere fall back to the poller
             self._publisher = None
             self._log_error("publish failed, readers elsewhere fall back to polling: %s", error)
@@ -271,10 +287,13 @@ class Waker:
                 backoff = min(backoff * 2, 5.0)
 
     def _received(self, payload: Any) -> None:
-        if isinstance(payload, dict):  # an ephemeral event
-            self.deliver_local(payload["to"], payload["type"], payload["data"])
-        else:  # the users whose logs moved
+        if isinstance(payload, list):  # the users whose logs moved, from an older process
             self.notify_local(payload)
+        elif "users" in payload:  # the users whose logs moved
+            if payload.get("from") != self.origin:  # this process woke its own at publish
+                self.notify_local(payload["users"])
+        else:  # an ephemeral event
+            self.deliver_local(payload["to"], payload["type"], payload["data"])
 
     def _poll_forever(self) -> None:
         while True:

@@ -8,14 +8,17 @@ client goes away or stops reading; the client reconnects with ``Last-Event-ID``.
 
 An idle stream costs the database nothing: the log and the session are read again only after a
 wake-up (a commit for the user, a revocation, the poller or the presence sweep), never for a
-keep-alive. A woken stream asks together with every stream the same wake-up reached (a
-:class:`~app.core.batching.Batcher` per app): a message into a 1,000-member group costs each
-process one session statement and one log statement, not two per open stream.
+keep-alive. What a commit's wake-up reached is read for all those streams at once before they
+wake (:mod:`app.core.read_ahead`), so each wakes once, to write; a stream woken by something
+else asks together with the others woken with it (a :class:`~app.core.batching.Batcher` per
+app). Either way a message into a 1,000-member group costs each process one session
+statement and one log statement, not two per open stream.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -23,10 +26,11 @@ from typing import Any
 from flask import current_app
 
 from app.core.batching import batcher_in
-from app.core.peer import Peer
+from app.core.peer import Listener, Peer
+from app.core.read_ahead import ReadAhead
 from app.core.wakeup import shutting_down
 from app.crud import event_crud
-from app.database.connection import end_read
+from app.database.connection import end_read, release_session
 from app.services import event_service, presence_service
 from app.services.event_service import jsonable
 
@@ -49,6 +53,8 @@ def stream(
     """
     hub = event_service.waker()
     listener = hub.attach(user_id, ephemeral=True)
+    listener.session_id = session_id
+    listener.read_ahead = _read_ahead()
     try:
         peer.watch(listener)
         presence_service.connected(user_id, session_id)
@@ -71,8 +77,9 @@ def stream(
                             user_id, since, event_service.BATCH
                         )
                         frames = _frames(events)
-                    else:  # woken: together with every stream the wake-up reached
-                        live, frames, scanned = _read_woken(user_id, since, session_id)
+                    else:  # woken: read ahead, or together with the streams it reached
+                        ahead = listener.take_answer(since, version)
+                        live, frames, scanned = ahead or _read_woken(user_id, since, session_id)
                     end_read()
                     if not live:  # its session ended: the client signs in again
                         return
@@ -114,6 +121,46 @@ def _read_woken(user_id: int, since: int, session_id: int | None) -> tuple[bool,
     """
     reads = batcher_in(current_app.extensions, "parley.woken_streams", _answer_woken)
     return reads.get((user_id, since, session_id))
+
+
+_read_ahead_lock = threading.Lock()
+
+
+def _read_ahead() -> ReadAhead:
+    """Return the app's read-ahead for woken streams (one per app, made once)."""
+    extensions = current_app.extensions
+    with _read_ahead_lock:
+        found = extensions.get("parley.read_ahead")
+        if not isinstance(found, ReadAhead):
+            app_context = current_app.app_context
+
+            def read_many(listeners: list[Listener]) -> None:
+                with app_context():
+                    _read_for(listeners)
+
+            found = extensions["parley.read_ahead"] = ReadAhead(read_many)
+        return found
+
+
+def _read_for(listeners: list[Listener]) -> None:
+    """Leave each still-waiting listener what its stream would read now (see read_ahead)."""
+    hub = event_service.waker()
+    wanted: dict[Woken, list[Listener]] = {}
+    for listener in listeners:
+        position = listener.position
+        if position is not None:  # still waiting (else it woke for something else and reads)
+            key = (listener.user_id, position, listener.session_id)
+            wanted.setdefault(key, []).append(listener)
+    if not wanted:
+        return
+    versions = {user_id: hub.version(user_id) for user_id, _, _ in wanted}  # before the read
+    try:
+        answers = _answer_woken(list(wanted))
+    finally:
+        release_session()
+    for key, waiting in wanted.items():
+        for listener in waiting:
+            listener.answer = (key[1], versions[key[0]], answers[key])
 
 
 def _answer_woken(keys: list[Woken]) -> dict[Woken, tuple[bool, list[str], int]]:

@@ -123,6 +123,22 @@ def test_redis_carries_wake_ups_between_processes() -> None:
     assert result == [True]
 
 
+@pytest.mark.skipif(not redis_available(), reason="needs a Redis server (CI always has one)")
+def test_a_process_skips_the_echo_of_its_own_wake_ups() -> None:
+    """It woke its readers when it published: the echo would make every one of them read again."""
+    prefix = f"parley-test-{time.monotonic_ns()}"
+    waker, other = Waker(REDIS_URL, 30, prefix), Waker(REDIS_URL, 30, prefix)
+    waker.attach(1), other.attach(1)  # starts the subscribers
+    settle(lambda: waker.redis_healthy and other.redis_healthy)
+    waker.publish([5])
+    settle(lambda: other.version(5) == 1)
+    time.sleep(0.3)  # the echo has come back by now
+    assert waker.version(5) == 1 and other.version(5) == 1  # once each
+    redis.Redis.from_url(REDIS_URL).publish(f"{prefix}:events", "[5]")  # an older process's
+    settle(lambda: waker.version(5) == 2 and other.version(5) == 2)
+    assert waker.version(5) == 2 and other.version(5) == 2
+
+
 def test_one_waker_per_process_and_settings() -> None:
     assert get_waker("", 1.0) is get_waker("", 1.0)
     assert get_waker("", 1.0) is not get_waker("", 2.0)
