@@ -78,7 +78,7 @@ class Listener:
         #: The auth session it was opened with (checked when it is read for).
         self.session_id: int | None = None
         #: Who reads for it when a commit wakes it (see app.core.read_ahead); None: itself.
-        self.read_ahead: ReadAhead | None = None
+        self.read_ahead: ReadAhead[Listener] | None = None
         #: What the read-ahead left it: (position read from, wake-up version, what was read).
         self.answer: tuple[int, int, Any] | None = None
 

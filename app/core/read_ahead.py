@@ -18,28 +18,34 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from app.core.peer import Listener
+from typing import Generic, Protocol, TypeVar
 
 log = logging.getLogger("parley.read_ahead")
 
-#: Reads for these waiting listeners and leaves each its ``answer`` (in an app context).
-ReadMany = Callable[["list[Listener]"], None]
+
+class Wakeable(Protocol):
+    """What a read-ahead wakes (an :class:`app.core.peer.Listener`)."""
+
+    event: threading.Event
 
 
-class ReadAhead:
-    """One thread that reads for the listeners handed to it, then wakes them."""
+L = TypeVar("L", bound=Wakeable)
 
-    def __init__(self, read_many: ReadMany) -> None:
+
+class ReadAhead(Generic[L]):
+    """One thread that reads for the listeners handed to it, then wakes them.
+
+    ``read_many(listeners)`` reads for these waiting listeners and leaves each its answer.
+    """
+
+    def __init__(self, read_many: Callable[[list[L]], None]) -> None:
         self._read_many = read_many
         self._lock = threading.Lock()
-        self._queued: dict[Listener, None] = {}  # in the order handed, once each
+        self._queued: dict[L, None] = {}  # in the order handed, once each
         self._work = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def submit(self, listeners: list[Listener]) -> None:
+    def submit(self, listeners: list[L]) -> None:
         """Hand over woken listeners (never blocks: the waker calls it under its lock)."""
         with self._lock:
             self._queued.update(dict.fromkeys(listeners))

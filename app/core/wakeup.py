@@ -177,7 +177,7 @@ class Waker:
         A waiting reader with a read-ahead is handed to it instead, which reads for all of them
         at once and then wakes them (see :mod:`app.core.read_ahead`).
         """
-        ahead: dict[ReadAhead, list[Listener]] = {}
+        ahead: dict[ReadAhead[Listener], list[Listener]] = {}
         with self._lock:
             for user_id in user_ids:
                 self._versions[user_id] += 1

@@ -126,7 +126,7 @@ def _read_woken(user_id: int, since: int, session_id: int | None) -> tuple[bool,
 _read_ahead_lock = threading.Lock()
 
 
-def _read_ahead() -> ReadAhead:
+def _read_ahead() -> ReadAhead[Listener]:
     """Return the app's read-ahead for woken streams (one per app, made once)."""
     extensions = current_app.extensions
     with _read_ahead_lock:
@@ -138,7 +138,7 @@ def _read_ahead() -> ReadAhead:
                 with app_context():
                     _read_for(listeners)
 
-            found = extensions["parley.read_ahead"] = ReadAhead(read_many)
+            found = extensions["parley.read_ahead"] = ReadAhead[Listener](read_many)
         return found
 
 
