@@ -72,19 +72,24 @@ class Stream:
         finally:
             response.close()
 
-    def presence(self, seconds: float = 5.0, count: int = 1) -> list[dict[str, Any]]:
-        """The ``presence`` events that arrive within ``seconds`` (up to ``count`` of them)."""
-        found: list[dict[str, Any]] = []
+    def events(self, type: str, seconds: float = 5.0, count: int = 1) -> list[str]:
+        """The SSE blocks of events of ``type`` that arrive within ``seconds`` (up to ``count``)."""
+        found: list[str] = []
         deadline = time.monotonic() + seconds
         while len(found) < count and (left := deadline - time.monotonic()) > 0:
             try:
                 block = self.blocks.get(timeout=left)
             except queue.Empty:
                 break
-            if block.startswith("event: presence\n"):
-                assert "id:" not in block  # ephemeral: no cursor
-                found.append(json.loads(block.split("data: ", 1)[1]))
+            if f"event: {type}\n" in block:
+                found.append(block)
         return found
+
+    def presence(self, seconds: float = 5.0, count: int = 1) -> list[dict[str, Any]]:
+        """The ``presence`` events that arrive within ``seconds`` (up to ``count`` of them)."""
+        blocks = self.events("presence", seconds, count)
+        assert not any("id:" in block for block in blocks)  # ephemeral: no cursor
+        return [json.loads(block.split("data: ", 1)[1]) for block in blocks]
 
     def ended(self, seconds: float) -> bool:
         """Whether the server ends the stream within ``seconds``."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import queue
 import time
 
 import pytest
@@ -15,18 +14,10 @@ from tests.api.test_presence_routes import Stream
 from tests.factories import Chat, UserFactory
 
 
-def bodies(stream: Stream, count: int, seconds: float = 5.0) -> list[str]:
-    """The bodies of the next ``count`` messages the stream delivers (within ``seconds``)."""
-    found: list[str] = []
-    deadline = time.monotonic() + seconds
-    while len(found) < count and (left := deadline - time.monotonic()) > 0:
-        try:
-            block = stream.blocks.get(timeout=left)
-        except queue.Empty:
-            break
-        if "event: message.created\n" in block:
-            found.append(json.loads(block.split("data: ", 1)[1])["data"]["body"])
-    return found
+def bodies(stream: Stream, count: int) -> list[str]:
+    """The bodies of the next ``count`` messages the stream delivers (within 5 s)."""
+    blocks = stream.events("message.created", count=count)
+    return [json.loads(block.split("data: ", 1)[1])["data"]["body"] for block in blocks]
 
 
 def test_streams_woken_by_a_commit_get_what_was_read_ahead_for_them(
